@@ -1,0 +1,118 @@
+"""Evaluate a checkpoint: ``python evaluate.py ckpt_path=<file> [eval.resolutions=[64,128,256]]``.
+
+Rebuilds the model and its data pipeline from the config stored in the checkpoint, evaluates the test split
+(at other stored resolutions too; data is generated there when missing), prints a table, writes
+``metrics.json`` and PNG plots to the run directory and logs them to the configured loggers (wandb offline).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+from operators.evaluation import evaluate_split
+from operators.runtime import resolvers  # noqa: F401
+from operators.runtime.builders import build_loggers
+from operators.runtime.checkpoints import check_compatible, checkpoint_config, load_checkpoint
+from operators.runtime.errors import exit_on_user_error
+
+log = logging.getLogger("pdeforge.evaluate")
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise ValueError(f"eval.device={name!r} is not allowed; use auto, cpu or cuda[:N]")
+    return torch.device(name)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
+        raise ValueError("ckpt_path is required: python evaluate.py ckpt_path=<file.ckpt>")
+    ckpt = load_checkpoint(cfg.ckpt_path)
+    run_cfg = OmegaConf.create(checkpoint_config(ckpt))
+    network = instantiate(run_cfg.model)
+    task = instantiate(run_cfg.task, network=network)
+    check_compatible(ckpt, task, cfg.ckpt_path)
+    task.load_state_dict(ckpt["state_dict"])
+    task.run_config = OmegaConf.to_container(run_cfg)
+    device = _device(cfg.eval.device)
+
+    trained_res = int(run_cfg.data.resolution)
+    resolutions = list(cfg.eval.resolutions) if cfg.eval.resolutions else [trained_res]
+    for r in resolutions:
+        if not isinstance(r, int) or r <= 0:
+            raise ValueError(f"eval.resolutions contains {r!r}; use positive integers, e.g. [64,128,256]")
+    split = cfg.eval.split
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"eval.split={split!r} is not allowed; use train, val or test")
+    output_dir = Path(cfg.paths.output_dir)
+    results: dict[str, Any] = {"checkpoint": str(cfg.ckpt_path), "trained_resolution": trained_res,
+                               "split": split, "results": {}}
+    step_channels = int(run_cfg.data.get("out_channels") or 1)
+    for res in resolutions:
+        overrides: dict[str, Any] = {"resolution": res, "data_dir": cfg.paths.data_dir}
+        if cfg.eval.n_samples:
+            overrides[f"n_{split}"] = int(cfg.eval.n_samples)
+        if cfg.eval.batch_size:
+            overrides["batch_size"] = int(cfg.eval.batch_size)
+        datamodule = instantiate(run_cfg.data, **overrides, _recursive_=False)
+        datamodule.prepare_data()
+        datamodule.setup("test" if split == "test" else "fit")
+        loader = {"train": datamodule.train_dataloader, "val": datamodule.val_dataloader,
+                  "test": datamodule.test_dataloader}[split]()
+        log.info("evaluating %s split at resolution %d", split, res)
+        out = evaluate_split(task, loader, device, step_channels,
+                             plot_dir=output_dir / "plots" if cfg.eval.plots else None, label=f"_res{res}")
+        results["results"][str(res)] = out
+
+    table = Table(title=f"pdeforge evaluation of {cfg.ckpt_path}")
+    for col in ("resolution", "samples", "rel L2", "rel H1", "MSE"):
+        table.add_column(col, justify="right")
+    for res, out in results["results"].items():
+        table.add_row(res, str(out["n_samples"]), f"{out['rel_l2']:.4e}", f"{out['rel_h1']:.4e}", f"{out['mse']:.4e}")
+    Console().print(table)
+    for res, out in results["results"].items():
+        if "rel_l2_per_step" in out:
+            steps = out["rel_l2_per_step"]
+            print(f"resolution {res}: rel L2 per rollout step " + " ".join(f"{e:.3e}" for e in steps))
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "metrics.json").write_text(json.dumps(results, indent=2))
+    for logger in build_loggers(cfg):
+        flat = {f"eval/res{res}/{k}": v for res, out in results["results"].items()
+                for k, v in out.items() if isinstance(v, float)}
+        logger.log_metrics(flat, step=0)
+        if hasattr(logger, "log_image"):
+            for res, out in results["results"].items():
+                if out["plots"]:
+                    logger.log_image(key=f"eval/res{res}", images=out["plots"], step=0)
+        logger.finalize("success")
+    try:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+    except ImportError:  # pragma: no cover
+        pass
+    print(f"[pdeforge] metrics written to {output_dir / 'metrics.json'}", flush=True)
+    return results
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Lightning callbacks of pdeforge."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import WandbLogger
+
+from operators.plotting import plot_prediction
+
+
+class PredictionPlotCallback(pl.Callback):
+    """Every ``every_n_epochs`` validation epochs (and after the last), plot truth / prediction / error of the
+    first validation sample, save the PNG under ``dirpath`` and log it to wandb when a WandbLogger is attached.
+    Only rank 0 plots."""
+
+    def __init__(self, every_n_epochs: int = 10, dirpath: str | None = None) -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs={every_n_epochs} is not allowed; use an integer >= 1")
+        self.every_n_epochs = every_n_epochs
+        self.dirpath = dirpath
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        epoch = trainer.current_epoch
+        last = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
+        if (epoch + 1) % self.every_n_epochs and not last:
+            return
+        loaders = trainer.val_dataloaders
+        loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
+        batch = next(iter(loader))
+        batch = {k: v[:1].to(pl_module.device) for k, v in batch.items()}
+        with torch.no_grad():
+            pred = pl_module.predict_batch(batch)
+        if pred.dim() > 4:  # plotting handles (C, S) and (C, S, S)
+            return
+        dirpath = Path(self.dirpath or Path(trainer.default_root_dir) / "plots")
+        path = plot_prediction(batch["y"][0], pred[0], dirpath / f"val_epoch_{epoch + 1:04d}.png",
+                               title=f"epoch {epoch + 1}")
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key="val/prediction", images=[str(path)], step=trainer.global_step)

@@ -1,0 +1,108 @@
+"""Data normalizers (fit on the training set, stored in the model's ``state_dict``)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class _Normalizer(nn.Module):
+    """Common API: ``fit(x)``, ``encode(x)``, ``decode(x)``; ``forward`` is ``encode``.
+    A boolean ``fitted`` buffer records whether :meth:`fit` was called (or a fitted
+    state was loaded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("fitted", torch.tensor(False))
+
+    @property
+    def is_fitted(self) -> bool:
+        return bool(self.fitted.item())
+
+    def fit(self, x: torch.Tensor) -> "_Normalizer":  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x)
+
+
+class IdentityNormalizer(_Normalizer):
+    """No-op normalizer with the :class:`UnitGaussianNormalizer` API."""
+
+    def fit(self, x: torch.Tensor) -> "IdentityNormalizer":
+        self.fitted.fill_(True)
+        return self
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class UnitGaussianNormalizer(_Normalizer):
+    """Standardise to zero mean / unit std: ``encode(x) = (x - mean) / (std + eps)``.
+
+    As in the FNO code, the statistics are *pointwise*: by default ``mean`` and ``std``
+    are taken over the sample (batch) dim only, so every channel and grid point gets its
+    own statistics, of shape ``(1, *x.shape[1:])``. ``reduce_dims`` can add dims (e.g.
+    ``(0, 2, 3)`` for per-channel statistics of ``(N, C, H, W)`` data, which then also
+    apply at other resolutions). ``std`` is the unbiased estimate (``torch.std``).
+
+    ``mean``, ``std`` and ``fitted`` are buffers, so they are saved in and restored from
+    the ``state_dict`` of any module holding the normalizer (an unfitted normalizer
+    accepts a fitted state of any shape).
+
+    Shapes:
+        :meth:`fit`: the training tensor ``(N, C, *S)``; :meth:`encode` / :meth:`decode`:
+        any tensor broadcastable with the statistics, typically ``(B, C, *S)``.
+    """
+
+    def __init__(self, eps: float = 1e-5, reduce_dims: Sequence[int] = (0,)) -> None:
+        super().__init__()
+        self.eps = float(eps)
+        self.reduce_dims = tuple(int(d) for d in reduce_dims)
+        self.register_buffer("mean", torch.zeros(0))
+        self.register_buffer("std", torch.ones(0))
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps}, reduce_dims={self.reduce_dims}, fitted={self.is_fitted}"
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> "UnitGaussianNormalizer":
+        """Compute the statistics of the training tensor ``x`` (in float64) and store them."""
+        if x.shape[0] < 2:
+            raise ValueError("UnitGaussianNormalizer.fit needs at least 2 samples")
+        xd = x.detach().double()
+        self.mean = xd.mean(dim=self.reduce_dims, keepdim=True).to(x.dtype)
+        self.std = xd.std(dim=self.reduce_dims, keepdim=True).to(x.dtype)
+        self.fitted.fill_(True)
+        return self
+
+    def _require_fitted(self) -> None:
+        if not self.is_fitted:
+            raise RuntimeError("UnitGaussianNormalizer is not fitted; call fit(train_tensor) first")
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        self._require_fitted()
+        return (x - self.mean) / (self.std + self.eps)
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        self._require_fitted()
+        return x * (self.std + self.eps) + self.mean
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # The statistics' shape is only known after fit(): adopt the stored shapes.
+        for name in ("mean", "std"):
+            key = prefix + name
+            if key in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[key], device=getattr(self, name).device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -1,0 +1,68 @@
+"""Build the objects of a run (datamodule, network, task, callbacks, loggers) from a composed config."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def build_datamodule(cfg: DictConfig, **overrides: Any) -> pl.LightningDataModule:
+    return instantiate(cfg.data, **overrides, _recursive_=False)
+
+
+def build_task(cfg: DictConfig) -> pl.LightningModule:
+    """Instantiate the network (``cfg.model``) and wrap it in the training task (``cfg.task``)."""
+    network = instantiate(cfg.model)
+    task = instantiate(cfg.task, network=network)
+    task.run_config = OmegaConf.to_container(cfg, resolve=True)
+    return task
+
+
+def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    callbacks: list[pl.Callback] = []
+    for name, cb_cfg in (cfg.get("callbacks") or {}).items():
+        if cb_cfg is not None and "_target_" in cb_cfg:
+            log.info("callback %s <%s>", name, cb_cfg._target_)
+            callbacks.append(instantiate(cb_cfg))
+    return callbacks
+
+
+def build_loggers(cfg: DictConfig) -> list[Any]:
+    loggers: list[Any] = []
+    for name, lg_cfg in (cfg.get("logger") or {}).items():
+        if lg_cfg is not None and "_target_" in lg_cfg:
+            log.info("logger %s <%s>", name, lg_cfg._target_)
+            loggers.append(instantiate(lg_cfg))
+    return loggers
+
+
+def check_network_fits_data(task: pl.LightningModule, datamodule: Any) -> None:
+    """Run one training sample through the task before training: a model/data mismatch (channels, modes
+    versus resolution, dimension) fails here with a one-line error instead of deep inside the fit loop."""
+    x, y = datamodule.train_tensors()
+    batch = {"x": x[:1].float(), "y": y[:1].float()}
+    was_training = task.training
+    task.eval()
+    try:
+        with torch.no_grad():
+            pred = task.predict_batch(batch)
+    except ValueError:
+        raise
+    except RuntimeError as exc:
+        raise ValueError(
+            f"model {type(task.network).__name__} cannot take input of shape {tuple(x.shape[1:])} "
+            f"from data '{datamodule.hparams.get('pde', '?')}': {str(exc).splitlines()[0]}"
+        ) from None
+    finally:
+        task.train(was_training)
+    if pred.shape != batch["y"].shape:
+        raise ValueError(
+            f"model output shape {tuple(pred.shape[1:])} does not match the target shape {tuple(y.shape[1:])}; "
+            "set model.out_channels to the target channels, or use task=rollout for time-dependent data"
+        )

@@ -1,0 +1,34 @@
+"""OmegaConf resolvers used by the configs in ``conf/``.
+
+- ``${repeat:12,${data.spatial_dims}}`` -> ``[12, 12]``: per-dimension values for a model whose
+  dimension follows the data (``model=fno`` trains on 1-D Burgers and 2-D Darcy alike).
+- ``${if_else:${data.periodic},0,0.1}`` -> ``0`` for periodic data, ``0.1`` otherwise.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import OmegaConf
+
+
+def _repeat(value: Any, times: Any) -> list:
+    n = int(times)
+    if n < 1:
+        raise ValueError(f"repeat: times={times} is not allowed; use an integer >= 1")
+    return [value] * n
+
+
+def _if_else(condition: Any, if_true: Any, if_false: Any) -> Any:
+    if isinstance(condition, str):
+        condition = condition.strip().lower() in ("1", "true", "yes")
+    return if_true if condition else if_false
+
+
+def register_resolvers() -> None:
+    """Register the resolvers once (safe to call repeatedly)."""
+    for name, fn in (("repeat", _repeat), ("if_else", _if_else)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+register_resolvers()

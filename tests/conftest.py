@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny configurations and a runner for the real entry points."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data cache for the whole session: tiny datasets are generated once and reused (as in a sweep)."""
+    return tmp_path_factory.mktemp("data")
+
+
+def tiny_darcy(data_dir: Path) -> list[str]:
+    """Overrides for a seconds-long FNO run on a 17x17 Darcy set."""
+    return [
+        "data=darcy_small",
+        "data.n_train=16",
+        "data.n_val=4",
+        "data.n_test=4",
+        "data.solver_resolution=33",
+        "data.resolution=17",
+        "data.batch_size=4",
+        "model.width=8",
+        "model.modes=[4,4]",
+        "model.projection_channels=16",
+        "trainer.max_epochs=2",
+        "logger=csv",
+        "callbacks.rich_model_summary=null",
+        "trainer.enable_progress_bar=false",
+        f"paths.data_dir={data_dir}",
+    ]
+
+
+def tiny_burgers(data_dir: Path) -> list[str]:
+    """Overrides for a seconds-long run on a 64-point Burgers set."""
+    return [
+        "data=burgers",
+        "data.n_train=16",
+        "data.n_val=4",
+        "data.n_test=4",
+        "data.solver_resolution=256",
+        "data.resolution=64",
+        "data.batch_size=4",
+        f"paths.data_dir={data_dir}",
+    ]
+
+
+def run_entry_point(script: str, *args: str, timeout: int = 600, module: bool = False) -> subprocess.CompletedProcess:
+    """Run ``python <script> args`` (or ``python -m <script>``) from the repository root."""
+    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", HYDRA_FULL_ERROR="0",
+               PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    env.pop("PDEFORGE_TRACEBACK", None)
+    cmd = [sys.executable, "-m", script] if module else [sys.executable, str(ROOT / script)]
+    return subprocess.run([*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)

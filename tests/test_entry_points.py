@@ -1,0 +1,167 @@
+"""The real entry points as a user runs them: evaluate, DDP on 2 CPU processes, multiruns, Optuna, bad input."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run_entry_point, tiny_burgers, tiny_darcy
+
+
+@pytest.fixture(scope="module")
+def trained_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny trained Darcy model (train.py run as a user runs it)."""
+    run_dir = tmp_path_factory.mktemp("trained")
+    proc = run_entry_point("train.py", *tiny_darcy(data_dir), f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir
+
+
+def _error_line(proc) -> str:
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def test_evaluate_at_several_resolutions(trained_run: Path, data_dir: Path, tmp_path: Path) -> None:
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    proc = run_entry_point("evaluate.py", f"ckpt_path={ckpt}", "eval.resolutions=[17,33]", "logger=csv",
+                           f"paths.data_dir={data_dir}", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(out["results"]) == {"17", "33"}
+    for res in ("17", "33"):
+        assert 0 < out["results"][res]["rel_l2"] < 2
+        assert out["results"][res]["n_samples"] == 4
+    assert (tmp_path / "plots" / "prediction_res33.png").is_file()
+    assert "rel L2" in proc.stdout
+
+
+def test_evaluate_rollout_error_per_step(data_dir: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "train"
+    ns = ["data=navier_stokes", "data.n_train=8", "data.n_val=2", "data.n_test=2", "data.solver_resolution=32",
+          "data.resolution=16", "data.t_final=6", "data.dt=1e-2", "data.input_steps=1:3", "data.target_steps=3:7",
+          "data.in_channels=2", "data.n_target_steps=4", "data.batch_size=4", "task=rollout", "model=fno2d",
+          "model.modes=[4,4]", "model.width=8", "model.padding=0", "model.projection_channels=16",
+          "trainer.max_epochs=1", "logger=csv", "callbacks.rich_model_summary=null",
+          f"paths.data_dir={data_dir}"]
+    proc = run_entry_point("train.py", *ns, f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_entry_point("evaluate.py", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "logger=csv",
+                           f"paths.data_dir={data_dir}", f"hydra.run.dir={tmp_path / 'eval'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    steps = out["results"]["16"]["rel_l2_per_step"]
+    assert len(steps) == 4 and all(s > 0 for s in steps)
+    assert (tmp_path / "eval" / "plots" / "rollout_error_res16.png").is_file()
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes(data_dir: Path, tmp_path: Path) -> None:
+    proc = run_entry_point("train.py", *tiny_darcy(data_dir), "trainer=ddp", "trainer.accelerator=cpu",
+                           "trainer.devices=2", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert 0 < metrics["test/rel_l2"] < 2
+    assert "GLOBAL_RANK: 1" in proc.stdout + proc.stderr or "world_size=2" in proc.stdout + proc.stderr \
+        or "Initializing distributed: GLOBAL_RANK: 0, MEMBER: 1/2" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_multirun_with_ddp_runs_each_job_once(data_dir: Path, tmp_path: Path) -> None:
+    proc = run_entry_point("train.py", "-m", *tiny_darcy(data_dir), "model.width=4,8", "trainer=ddp",
+                           "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=1",
+                           f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [p.name for p in jobs] == ["0", "1"]
+    widths = [json.loads((j / "metrics.json").read_text())["n_parameters"] for j in jobs]
+    assert widths[0] < widths[1]
+    # no child re-ran the sweep: only this sweep's multirun.yaml exists
+    assert len(list(tmp_path.rglob("multirun.yaml"))) == 1
+
+
+@pytest.mark.slow
+def test_multirun_over_models_and_datasets(data_dir: Path, tmp_path: Path) -> None:
+    """The README's sweep: model width x dataset (1-D Burgers and 2-D Darcy), one wandb run per job."""
+    proc = run_entry_point("train.py", "-m", "model=fno", "model.width=4,8", "data=burgers,darcy_small",
+                           "data.n_train=8", "data.n_val=2", "data.n_test=2", "data.batch_size=4",
+                           "model.projection_channels=16", "trainer.max_epochs=1", "logger=wandb",
+                           "callbacks.rich_model_summary=null", "trainer.enable_progress_bar=false",
+                           f"paths.data_dir={data_dir}", f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and p.name.isdigit())
+    assert len(jobs) == 4
+    for job in jobs:
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert 0 < metrics["test/rel_l2"] < 5
+        runs = list((job / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1, f"{job}: expected one finished wandb run, got {runs}"
+    assert "job failed" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.slow
+def test_optuna_sweep_survives_a_diverging_trial(data_dir: Path, tmp_path: Path) -> None:
+    proc = run_entry_point("train.py", *tiny_darcy(data_dir), "hparams_search=optuna", "trainer.max_epochs=1",
+                           "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.n_startup_trials=3",
+                           "hydra.sweeper.params={task.optimizer.lr: 'choice(0.001, 1e12)', model.width: 'choice(4, 8)'}",
+                           f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert results["name"] == "optuna"
+    assert results["best_value"] < 2.0
+    assert len([p for p in tmp_path.iterdir() if p.is_dir() and p.name.isdigit()]) == 3
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+def test_unknown_config_option_is_named(tmp_path: Path) -> None:
+    proc = run_entry_point("train.py", "model=not_a_model", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode != 0
+    assert "not_a_model" in proc.stderr and "fno" in proc.stderr
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    proc = run_entry_point("train.py", "model.not_a_key=3", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode != 0
+    assert "not_a_key" in proc.stderr
+
+
+def test_negative_size_gives_one_line(data_dir: Path, tmp_path: Path) -> None:
+    proc = run_entry_point("train.py", *tiny_darcy(data_dir), "data.n_train=-5", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2
+    line = _error_line(proc)
+    assert line.startswith("error:") and "n_train" in line and "-5" in line
+    assert "Traceback" not in proc.stderr
+
+
+def test_modes_too_large_for_resolution(data_dir: Path, tmp_path: Path) -> None:
+    proc = run_entry_point("train.py", *tiny_darcy(data_dir), "model.modes=[12,12]", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2
+    line = _error_line(proc)
+    assert line.startswith("error:") and "modes" in line and "12" in line
+    assert "Traceback" not in proc.stderr
+
+
+def test_corrupt_checkpoint(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"\x00garbage" * 100)
+    proc = run_entry_point("evaluate.py", f"ckpt_path={bad}", "logger=csv", f"hydra.run.dir={tmp_path / 'e'}")
+    assert proc.returncode == 2
+    line = _error_line(proc)
+    assert line.startswith("error:") and "bad.ckpt" in line and "not a readable" in line
+
+
+def test_missing_checkpoint(tmp_path: Path) -> None:
+    proc = run_entry_point("evaluate.py", f"ckpt_path={tmp_path / 'nope.ckpt'}", "logger=csv",
+                           f"hydra.run.dir={tmp_path / 'e'}")
+    assert proc.returncode == 2 and "does not exist" in _error_line(proc)
+
+
+def test_checkpoint_of_another_model(trained_run: Path, data_dir: Path, tmp_path: Path) -> None:
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    proc = run_entry_point("train.py", *tiny_darcy(data_dir), "model.width=12", f"ckpt_path={ckpt}",
+                           f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2
+    line = _error_line(proc)
+    assert line.startswith("error:") and "does not match" in line and "last.ckpt" in line
