@@ -13,14 +13,13 @@ from typing import Any
 
 import hydra
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
 from operators.evaluation import evaluate_split
 from operators.runtime import resolvers  # noqa: F401
-from operators.runtime.builders import build_loggers
+from operators.runtime.builders import build_loggers, instantiate
 from operators.runtime.checkpoints import check_compatible, checkpoint_config, load_checkpoint
 from operators.runtime.errors import exit_on_user_error
 

@@ -27,10 +27,12 @@ from operators.runtime.builders import (
     build_loggers,
     build_task,
     check_network_fits_data,
+    instantiate,
+    resolved_run_config,
 )
 from operators.runtime.checkpoints import check_compatible, load_checkpoint
 from operators.runtime.errors import USER_ERRORS, exit_on_user_error, one_line
-from operators.runtime.hydra_ddp import prepare_for_ddp_relaunch, uses_subprocess_ddp
+from operators.runtime.hydra_ddp import isolated_distributed_job, prepare_for_ddp_relaunch, uses_subprocess_ddp
 
 log = logging.getLogger("pdeforge.train")
 
@@ -71,18 +73,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     callbacks = build_callbacks(cfg)
     loggers = build_loggers(cfg)
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     if uses_subprocess_ddp(trainer.strategy if cfg.trainer.get("strategy") is None else cfg.trainer.strategy):
         prepare_for_ddp_relaunch()
 
     n_params = sum(p.numel() for p in task.network.parameters())
     for logger in trainer.loggers:
-        logger.log_hyperparams({"config": OmegaConf.to_container(cfg, resolve=True), "n_parameters": n_params})
+        logger.log_hyperparams({"config": resolved_run_config(cfg), "n_parameters": n_params})
 
     metrics: dict[str, Any] = {"n_parameters": n_params}
     start = time.time()
     if cfg.get("train", True):
-        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+        # our checkpoints hold the run config and RNG states (pickled): load only checkpoints you trust
+        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
         metrics["fit_seconds"] = time.time() - start
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))})
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -91,7 +94,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics["last_checkpoint"] = trainer.checkpoint_callback.last_model_path or None
     if cfg.get("test", True):
         test_ckpt = best if best else (ckpt_path if not cfg.get("train", True) else None)
-        results = trainer.test(task, datamodule=datamodule, ckpt_path=test_ckpt or None)
+        results = trainer.test(task, datamodule=datamodule, ckpt_path=test_ckpt or None, weights_only=False)
         metrics.update({k: float(v) for k, v in (results[0] if results else {}).items()})
 
     if trainer.is_global_zero:
@@ -110,16 +113,28 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def run(cfg: DictConfig) -> float:
     """One job: train, then return ``cfg.optimized_metric`` (NaN for a failed trial inside a sweep)."""
     try:
-        metrics = train(cfg)
+        with isolated_distributed_job():
+            metrics = train(cfg)
     except USER_ERRORS + (RuntimeError,) as exc:
         _finish_wandb()
         if not _in_multirun():
             raise
-        # a crashed or diverged trial must not kill the sweep: report it and return NaN (Optuna: failed trial)
+        # a crashed or diverged trial must not kill the sweep: report it and return the worst value
         log.error("job failed, sweep continues: %s", one_line(exc))
-        return math.nan
-    value = metrics.get(cfg.get("optimized_metric") or "", math.nan)
-    return float(value) if isinstance(value, (int, float)) else math.nan
+        return _worst_value()
+    value = metrics.get(cfg.get("optimized_metric") or "")
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return _worst_value()
+    return float(value)
+
+
+def _worst_value() -> float:
+    """What a failed or diverged trial reports to the sweeper: +inf when minimising, -inf when maximising.
+    (Optuna 2.x, which hydra-optuna-sweeper needs, cannot record a NaN-valued trial.)"""
+    direction = "minimize"
+    if HydraConfig.initialized():
+        direction = str(HydraConfig.get().sweeper.get("direction", "minimize"))
+    return -math.inf if "max" in direction.lower() else math.inf
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -49,7 +49,8 @@ class Config:
 
 CONFIGS = {
     # FNO paper, Darcy flow: modes 12, width 32, 4 layers, non-periodic -> padding
-    "darcy2d": Config("darcy2d (2D)", modes=12, n_dim=2, width=32, n_layers=4, resolution=64, batch_size=20, padding=0.1),
+    "darcy2d": Config("darcy2d (2D)", modes=12, n_dim=2, width=32, n_layers=4, resolution=64, batch_size=20,
+                      padding=0.1),
     # FNO paper, Burgers: modes 16, width 64, 4 layers, periodic
     "burgers1d": Config("burgers1d (1D)", modes=16, n_dim=1, width=64, n_layers=4, resolution=1024, batch_size=20,
                         padding=0.0),
@@ -107,6 +108,11 @@ def measure(model: torch.nn.Module, cfg: Config, device: torch.device, steps: in
     return {"steps_s": steps / dt, "samples_s": steps * cfg.batch_size / dt, "params": count_params(model)}
 
 
+def _median(rounds: list[dict]) -> dict:
+    ordered = sorted(rounds, key=lambda r: r["steps_s"])
+    return ordered[len(ordered) // 2]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -115,6 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (default 20)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps per model")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed rounds per model, interleaved ours/theirs; the median is reported")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -129,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
               "printing pdeforge numbers only. Install it with `pip install neuraloperator`.")
 
     print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
-          f"steps={args.steps} warmup={args.warmup}")
+          f"steps={args.steps} warmup={args.warmup} repeats={args.repeats} (median)")
     header = f"{'config':<16}{'res':>6}{'batch':>6} | {'model':<12}{'params':>11}{'steps/s':>10}{'samples/s':>11}"
     print(header)
     print("-" * len(header))
@@ -138,9 +146,14 @@ def main(argv: list[str] | None = None) -> None:
         cfg = Config(**{**base.__dict__,
                         "resolution": args.resolution or base.resolution,
                         "batch_size": args.batch_size or base.batch_size})
-        results = {"pdeforge": measure(build_ours(cfg), cfg, device, args.steps, args.warmup)}
+        models = {"pdeforge": build_ours(cfg)}
         if have_neuralop:
-            results["neuralop"] = measure(build_theirs(cfg), cfg, device, args.steps, args.warmup)
+            models["neuralop"] = build_theirs(cfg)
+        rounds: dict[str, list[dict]] = {name: [] for name in models}
+        for _ in range(max(1, args.repeats)):  # interleave to spread machine noise evenly
+            for name, model in models.items():
+                rounds[name].append(measure(model, cfg, device, args.steps, args.warmup))
+        results = {name: _median(rs) for name, rs in rounds.items()}
         for name, r in results.items():
             print(f"{cfg.name:<16}{cfg.resolution:>6}{cfg.batch_size:>6} | {name:<12}{r['params']:>11,}"
                   f"{r['steps_s']:>10.2f}{r['samples_s']:>11.1f}")

@@ -51,11 +51,13 @@ class IdentityNormalizer(_Normalizer):
 class UnitGaussianNormalizer(_Normalizer):
     """Standardise to zero mean / unit std: ``encode(x) = (x - mean) / (std + eps)``.
 
-    As in the FNO code, the statistics are *pointwise*: by default ``mean`` and ``std``
-    are taken over the sample (batch) dim only, so every channel and grid point gets its
-    own statistics, of shape ``(1, *x.shape[1:])``. ``reduce_dims`` can add dims (e.g.
-    ``(0, 2, 3)`` for per-channel statistics of ``(N, C, H, W)`` data, which then also
-    apply at other resolutions). ``std`` is the unbiased estimate (``torch.std``).
+    As in the FNO code, the statistics are *pointwise* by default (``reduce_dims=
+    "pointwise"`` or ``(0,)``): ``mean`` and ``std`` are taken over the sample (batch) dim
+    only, so every channel and grid point gets its own statistics, of shape
+    ``(1, *x.shape[1:])`` (they then only apply at the training resolution).
+    ``reduce_dims="channel"`` reduces over every dim but the channel dim 1 (statistics of
+    shape ``(1, C, 1, ..., 1)``, usable at any resolution); an explicit tuple of dims is
+    also accepted. ``std`` is the unbiased estimate (``torch.std``).
 
     ``mean``, ``std`` and ``fitted`` are buffers, so they are saved in and restored from
     the ``state_dict`` of any module holding the normalizer (an unfitted normalizer
@@ -66,12 +68,24 @@ class UnitGaussianNormalizer(_Normalizer):
         any tensor broadcastable with the statistics, typically ``(B, C, *S)``.
     """
 
-    def __init__(self, eps: float = 1e-5, reduce_dims: Sequence[int] = (0,)) -> None:
+    def __init__(self, eps: float = 1e-5, reduce_dims: str | Sequence[int] = "pointwise") -> None:
         super().__init__()
         self.eps = float(eps)
-        self.reduce_dims = tuple(int(d) for d in reduce_dims)
+        if isinstance(reduce_dims, str):
+            if reduce_dims not in ("pointwise", "channel"):
+                raise ValueError(f"reduce_dims must be 'pointwise', 'channel' or a tuple of dims; got {reduce_dims!r}")
+            self.reduce_dims: str | tuple[int, ...] = reduce_dims
+        else:
+            self.reduce_dims = tuple(int(d) for d in reduce_dims)
         self.register_buffer("mean", torch.zeros(0))
         self.register_buffer("std", torch.ones(0))
+
+    def _dims(self, x: torch.Tensor) -> tuple[int, ...]:
+        if self.reduce_dims == "pointwise":
+            return (0,)
+        if self.reduce_dims == "channel":
+            return (0,) + tuple(range(2, x.dim()))
+        return self.reduce_dims  # type: ignore[return-value]
 
     def extra_repr(self) -> str:
         return f"eps={self.eps}, reduce_dims={self.reduce_dims}, fitted={self.is_fitted}"
@@ -82,8 +96,10 @@ class UnitGaussianNormalizer(_Normalizer):
         if x.shape[0] < 2:
             raise ValueError("UnitGaussianNormalizer.fit needs at least 2 samples")
         xd = x.detach().double()
-        self.mean = xd.mean(dim=self.reduce_dims, keepdim=True).to(x.dtype)
-        self.std = xd.std(dim=self.reduce_dims, keepdim=True).to(x.dtype)
+        dims = self._dims(x)
+        # keep the statistics on the module's device (fit may get a CPU training tensor)
+        self.mean = xd.mean(dim=dims, keepdim=True).to(device=self.fitted.device, dtype=x.dtype)
+        self.std = xd.std(dim=dims, keepdim=True).to(device=self.fitted.device, dtype=x.dtype)
         self.fitted.fill_(True)
         return self
 

@@ -70,7 +70,8 @@ def test_ddp_on_two_cpu_processes(data_dir: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_multirun_with_ddp_runs_each_job_once(data_dir: Path, tmp_path: Path) -> None:
-    proc = run_entry_point("train.py", "-m", *tiny_darcy(data_dir), "model.width=4,8", "trainer=ddp",
+    overrides = [o for o in tiny_darcy(data_dir) if not o.startswith("model.width=")]
+    proc = run_entry_point("train.py", "-m", *overrides, "model.width=4,8", "trainer=ddp",
                            "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=1",
                            f"hydra.sweep.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -112,6 +113,15 @@ def test_optuna_sweep_survives_a_diverging_trial(data_dir: Path, tmp_path: Path)
     assert results["name"] == "optuna"
     assert results["best_value"] < 2.0
     assert len([p for p in tmp_path.iterdir() if p.is_dir() and p.name.isdigit()]) == 3
+
+
+@pytest.mark.slow
+def test_diverging_job_does_not_kill_the_sweep(data_dir: Path, tmp_path: Path) -> None:
+    proc = run_entry_point("train.py", "-m", *tiny_darcy(data_dir), "task.optimizer.lr=1e12,1e-3",
+                           "trainer.max_epochs=1", f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "job failed, sweep continues" in (tmp_path / "0" / "train.log").read_text()
+    assert (tmp_path / "1" / "metrics.json").is_file()
 
 
 # ---------------------------------------------------------------------------------------------- bad input

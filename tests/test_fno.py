@@ -123,3 +123,44 @@ def test_space_time_fno_time_major_layout():
     with torch.no_grad():
         direct = model.fno(x.unsqueeze(-1).expand(1, 2, 8, 8, 4))  # (1, C, S, S, T)
         torch.testing.assert_close(model(x).view(1, 4, 2, 8, 8), direct.permute(0, 4, 1, 2, 3))
+
+
+class _TwiceGELU(torch.nn.Module):
+    def forward(self, x):
+        return torch.nn.functional.gelu(torch.nn.functional.gelu(x))
+
+
+@pytest.mark.parametrize("d,padding", [(1, 0.0), (2, 0.1)])
+def test_matches_neuraloperator_fno_with_copied_weights(d, padding):
+    """Independent reference: neuraloperator's FNO configured like the paper (optional
+    dependency). Its blocks without channel-MLP apply the activation twice, which we
+    mimic; with the weights copied the two models then agree to float precision."""
+    neuralop_models = pytest.importorskip("neuralop.models")
+    torch.manual_seed(0)
+    m, width = 5, 8
+    ours = FNO(1, 1, modes=(m,) * d, width=width, n_layers=3, projection_channels=16,
+               padding=padding, padding_mode="symmetric")
+    theirs = neuralop_models.FNO(
+        n_modes=(2 * m,) * (d - 1) + (2 * m - 2,), in_channels=1, out_channels=1, hidden_channels=width,
+        n_layers=3, lifting_channel_ratio=0, projection_channel_ratio=16 / width, use_channel_mlp=False,
+        fno_skip="linear", domain_padding=padding or None,
+    )
+    assert ours.count_parameters() == sum(p.numel() * (1 + p.is_complex()) for p in theirs.parameters())
+    for layer in ours.layers[:-1]:
+        layer.activation = _TwiceGELU()
+    with torch.no_grad():
+        theirs.lifting.fcs[0].weight.copy_(ours.lifting.weight.unsqueeze(-1))
+        theirs.lifting.fcs[0].bias.copy_(ours.lifting.bias)
+        for i, layer in enumerate(ours.layers):
+            w = torch.view_as_complex(layer.spectral.weight)
+            if d > 1:  # theirs stores frequencies -m..m-1 along dim 0, ours 0..m-1 then -m..-1
+                w = torch.roll(w, m, dims=2)
+            conv = theirs.fno_blocks.convs[i]
+            (conv.weight.tensor if hasattr(conv.weight, "tensor") else conv.weight).copy_(w)
+            conv.bias.copy_(layer.skip.bias.view(conv.bias.shape))  # bias placement is equivalent
+            theirs.fno_blocks.fno_skips[i].conv.weight.copy_(layer.skip.weight.unsqueeze(-1))
+        for j, k in ((0, 0), (1, 2)):
+            theirs.projection.fcs[j].weight.copy_(ours.projection.layers[k].weight.unsqueeze(-1))
+            theirs.projection.fcs[j].bias.copy_(ours.projection.layers[k].bias)
+        x = torch.randn(2, 1, *([40] * d))
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-4, atol=1e-5)

@@ -25,15 +25,18 @@ def test_fit_pointwise_statistics_like_fno_code():
 
 def test_round_trip():
     x = _data()
-    for norm in (UnitGaussianNormalizer().fit(x), UnitGaussianNormalizer(reduce_dims=(0, 2, 3)).fit(x),
+    for norm in (UnitGaussianNormalizer().fit(x), UnitGaussianNormalizer(reduce_dims="channel").fit(x),
+                 UnitGaussianNormalizer(reduce_dims=(0, 2)).fit(x),
                  IdentityNormalizer().fit(x)):
         torch.testing.assert_close(norm.decode(norm.encode(x[:5])), x[:5], atol=1e-5, rtol=1e-5)
         assert norm(x[:5]).shape == x[:5].shape
 
 
 def test_channelwise_applies_at_other_resolutions():
-    norm = UnitGaussianNormalizer(reduce_dims=(0, 2, 3)).fit(_data())
+    x = _data()
+    norm = UnitGaussianNormalizer(reduce_dims="channel").fit(x)
     assert norm.mean.shape == (1, 2, 1, 1)
+    torch.testing.assert_close(norm.mean.flatten(), x.mean(dim=(0, 2, 3)))
     assert norm.encode(torch.randn(3, 2, 16, 16)).shape == (3, 2, 16, 16)
 
 

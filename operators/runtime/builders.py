@@ -6,10 +6,25 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from operators.runtime.errors import USER_ERRORS
+
 log = logging.getLogger(__name__)
+
+
+def instantiate(cfg: Any, *args: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that lets a bad-input error of the constructed class (a ValueError naming
+    the bad value) surface as itself instead of wrapped in Hydra's multi-line InstantiationException."""
+    try:
+        return hydra_instantiate(cfg, *args, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, USER_ERRORS):
+            raise cause from None
+        raise
 
 
 def build_datamodule(cfg: DictConfig, **overrides: Any) -> pl.LightningDataModule:
@@ -20,8 +35,14 @@ def build_task(cfg: DictConfig) -> pl.LightningModule:
     """Instantiate the network (``cfg.model``) and wrap it in the training task (``cfg.task``)."""
     network = instantiate(cfg.model)
     task = instantiate(cfg.task, network=network)
-    task.run_config = OmegaConf.to_container(cfg, resolve=True)
+    task.run_config = resolved_run_config(cfg)
     return task
+
+
+def resolved_run_config(cfg: DictConfig) -> dict[str, Any]:
+    """The run's config, resolved, without Hydra's own node (stored in checkpoints and logged)."""
+    return {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+            for k, v in cfg.items() if k != "hydra"}
 
 
 def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
@@ -45,6 +66,7 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
 def check_network_fits_data(task: pl.LightningModule, datamodule: Any) -> None:
     """Run one training sample through the task before training: a model/data mismatch (channels, modes
     versus resolution, dimension) fails here with a one-line error instead of deep inside the fit loop."""
+    task.fit_normalizers(datamodule)
     x, y = datamodule.train_tensors()
     batch = {"x": x[:1].float(), "y": y[:1].float()}
     was_training = task.training

@@ -8,9 +8,13 @@ in the child. Before fitting we therefore point ``sys.argv`` at *this job's* ove
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from typing import Iterator
+
+import torch
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -42,3 +46,21 @@ def prepare_for_ddp_relaunch() -> None:
         log.info("DDP inside a multirun: local ranks will re-run this job only (%s)", " ".join(sys.argv[1:]))
     with read_write(hc), open_dict(hc):
         hc.run.dir = hc.runtime.output_dir
+
+
+@contextlib.contextmanager
+def isolated_distributed_job() -> Iterator[None]:
+    """Run one job so that the next job of a sweep starts clean: afterwards the process group is destroyed and
+    the environment variables DDP set (MASTER_PORT, WORLD_SIZE, ...) are restored, so the next job's DDP
+    picks a fresh port and launches its own ranks."""
+    env_before = dict(os.environ)
+    try:
+        yield
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        for key in set(os.environ) - set(env_before):
+            del os.environ[key]
+        for key, value in env_before.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value

@@ -3,6 +3,7 @@
 - ``${repeat:12,${data.spatial_dims}}`` -> ``[12, 12]``: per-dimension values for a model whose
   dimension follows the data (``model=fno`` trains on 1-D Burgers and 2-D Darcy alike).
 - ``${if_else:${data.periodic},0,0.1}`` -> ``0`` for periodic data, ``0.1`` otherwise.
+- ``${int_div:10,1}`` -> ``10``: exact integer division (input snapshots = input channels / channels per step).
 """
 from __future__ import annotations
 
@@ -24,9 +25,16 @@ def _if_else(condition: Any, if_true: Any, if_false: Any) -> Any:
     return if_true if condition else if_false
 
 
+def _int_div(a: Any, b: Any) -> int:
+    a, b = int(a), int(b)
+    if b <= 0 or a % b:
+        raise ValueError(f"int_div: {a} is not a whole multiple of {b}")
+    return a // b
+
+
 def register_resolvers() -> None:
     """Register the resolvers once (safe to call repeatedly)."""
-    for name, fn in (("repeat", _repeat), ("if_else", _if_else)):
+    for name, fn in (("repeat", _repeat), ("if_else", _if_else), ("int_div", _int_div)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 

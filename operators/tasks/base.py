@@ -63,8 +63,9 @@ class OperatorTask(pl.LightningModule):
         self.scheduler_interval = scheduler_interval
         self.normalize_input = normalize_input
         self.normalize_target = normalize_target
-        self.x_normalizer = UnitGaussianNormalizer() if normalize_input else IdentityNormalizer()
-        self.y_normalizer = UnitGaussianNormalizer() if normalize_target else IdentityNormalizer()
+        # channel-wise statistics (over samples and grid points) stay valid at every resolution
+        self.x_normalizer = UnitGaussianNormalizer(reduce_dims="channel") if normalize_input else IdentityNormalizer()
+        self.y_normalizer = UnitGaussianNormalizer(reduce_dims="channel") if normalize_target else IdentityNormalizer()
         self.metrics = nn.ModuleDict(default_metrics())
         # the composed run configuration, stored in every checkpoint (set by train.py)
         self.run_config: dict | None = None
@@ -73,17 +74,22 @@ class OperatorTask(pl.LightningModule):
     # ------------------------------------------------------------------ data-dependent set-up
     def setup(self, stage: str) -> None:
         """Fit the normalisers on the training split only (once; a resumed run restores them)."""
+        if stage == "fit":
+            self.fit_normalizers(self.trainer.datamodule)
+
+    def fit_normalizers(self, datamodule: Any) -> None:
+        """Fit the enabled normalisers on ``datamodule.train_tensors()`` unless they are fitted already."""
         needs_fit = (self.normalize_input and not self.x_normalizer.is_fitted) or (
             self.normalize_target and not self.y_normalizer.is_fitted
         )
-        if stage == "fit" and needs_fit:
-            datamodule = self.trainer.datamodule
-            x, y = datamodule.train_tensors()
-            if self.normalize_input:
-                self.x_normalizer.fit(x)
-            if self.normalize_target:
-                self.y_normalizer.fit(self.target_for_normalizer(y))
-            log.info("fitted normalisers on %d training samples", x.shape[0])
+        if not needs_fit:
+            return
+        x, y = datamodule.train_tensors()
+        if self.normalize_input:
+            self.x_normalizer.fit(x)
+        if self.normalize_target:
+            self.y_normalizer.fit(self.target_for_normalizer(y))
+        log.info("fitted normalisers on %d training samples", x.shape[0])
 
     def target_for_normalizer(self, y: torch.Tensor) -> torch.Tensor:
         """The tensor the target normaliser is fitted on (``(N, C, *S)``)."""

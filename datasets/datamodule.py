@@ -1,0 +1,379 @@
+"""Lightning data module for gridded PDE data (Burgers 1-D, Darcy 2-D, Navier-Stokes 2-D + time).
+
+Batches are dicts ``{"x": (B, C_in, *S), "y": (B, C_out * T_out, *S)}``. Channels are time-major: for
+time-dependent fields, channel ``k * C + c`` holds field ``c`` (in ``inputs`` / ``targets`` order) at the
+``k``-th selected step; static fields (Darcy ``a``, ``u``) contribute one channel each, after the
+time-dependent ones. ``in_channels`` is the total input channel count, ``out_channels`` the target channels
+*per step* (what a rollout network produces), ``n_target_steps`` the number of target steps.
+
+``prepare_data`` (rank 0 of each node) generates missing data through :class:`datasets.cache.DatasetCache`;
+``setup`` loads the splits into memory. With ``data_on_device`` and a CUDA root device, whole splits are kept
+on the GPU and served by :class:`datasets.device_loader.DeviceBatchLoader`.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from datasets.cache import DatasetCache
+from datasets.device_loader import DeviceBatchLoader, tensors_nbytes
+from datasets.generate import DATAMODULE_KEYS, DEFAULT_CHUNK_SIZE, make_problem, problem_params  # noqa: F401
+from datasets.storage import SPLITS, StoredSplit
+
+log = logging.getLogger(__name__)
+
+_SLICE = re.compile(r"^\s*(-?\d*)\s*:\s*(-?\d*)\s*(?::\s*(-?\d*)\s*)?$")
+
+
+def parse_steps(spec: Any, n_steps: int, name: str) -> list[int]:
+    """Time indices selected by ``spec``: an int, a list of ints, or a ``"a:b"`` / ``"a:b:c"`` slice string.
+
+    Negative indices count from the end, as in Python. Raises a one-line ``ValueError`` naming ``name``."""
+    allowed = f"use an int, a list of ints or a slice string 'a:b' within the {n_steps} stored steps"
+    if isinstance(spec, bool):
+        raise ValueError(f"{name}={spec!r} is not allowed; {allowed}")
+    if isinstance(spec, (int, np.integer)):
+        items = [int(spec)]
+    elif isinstance(spec, str):
+        text = spec.strip()
+        m = _SLICE.match(text)
+        if m:
+            parts = [int(p) if p not in ("", None) else None for p in m.groups()]
+            if parts[2] == 0:
+                raise ValueError(f"{name}={spec!r} is not allowed: slice step 0; {allowed}")
+            for p in parts[:2]:
+                if p is not None and not -n_steps <= p <= n_steps:
+                    raise ValueError(f"{name}={spec!r} is out of range: bound {p} outside [-{n_steps}, {n_steps}];"
+                                     f" {allowed}")
+            items = list(range(n_steps))[slice(*parts)]
+            if not items:
+                raise ValueError(f"{name}={spec!r} selects no steps; {allowed}")
+            return items
+        try:
+            items = [int(text)]
+        except ValueError:
+            raise ValueError(f"{name}={spec!r} is not allowed; {allowed}") from None
+    elif isinstance(spec, Sequence) or hasattr(spec, "__iter__"):
+        items = []
+        for v in spec:
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise ValueError(f"{name}={list(spec)!r} is not allowed: {v!r} is not an int; {allowed}")
+            items.append(int(v))
+        if not items:
+            raise ValueError(f"{name}=[] selects no steps; {allowed}")
+    else:
+        raise ValueError(f"{name}={spec!r} is not allowed; {allowed}")
+    out = []
+    for i in items:
+        if not -n_steps <= i < n_steps:
+            raise ValueError(f"{name}={spec!r} is out of range: step {i} outside [-{n_steps}, {n_steps - 1}]; "
+                             f"{allowed}")
+        out.append(i % n_steps)
+    return out
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name}={value!r} is not allowed; use a positive integer")
+    return int(value)
+
+
+class DictTensorDataset(Dataset):
+    """Samples ``{"x": x[i], "y": y[i]}`` of in-memory tensors."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": self.x[i], "y": self.y[i]}
+
+
+class GridDataModule(pl.LightningDataModule):
+    """Generated (and cached) gridded PDE data as ``{"x", "y"}`` batches.
+
+    Args:
+        pde: problem name (``burgers``, ``darcy``, ``navier_stokes``).
+        n_train / n_val / n_test: samples per split (the first ``n`` of each stored split).
+        resolution: grid points per spatial dimension of the stored data (subsampled from ``solver_resolution``).
+        solver_resolution: grid of the numerical solver.
+        seed: data seed (sample ``i`` of a split depends only on ``(seed, split, i)``).
+        inputs / targets: stored field names forming ``x`` and ``y`` (default: the problem's).
+        input_steps / target_steps: time steps of time-dependent fields: int, list of ints or ``"a:b"``.
+        in_channels / out_channels / n_target_steps / n_input_steps: checked against the data when given.
+        spatial_dims / periodic: descriptive keys the model configs read; checked when the problem knows them.
+        batch_size / eval_batch_size / num_workers / pin_memory: loader settings.
+        data_dir: root of the dataset cache.
+        data_on_device: ``"auto"`` (CUDA root device and the data fit under ``device_max_mb``), ``true`` or
+            ``false``: keep whole splits on the accelerator and index batches there.
+        chunk_size: samples generated per written chunk; generation_device: where the solver runs.
+        **pde_params: parameters of the problem (``nu``, ``alpha``, ``tau``, ``t_final``, ``dt``, ...).
+    """
+
+    def __init__(
+        self,
+        pde: str,
+        n_train: int,
+        n_val: int,
+        n_test: int,
+        resolution: int,
+        solver_resolution: int | None = None,
+        seed: int = 0,
+        inputs: Sequence[str] | str | None = None,
+        targets: Sequence[str] | str | None = None,
+        input_steps: Any = None,
+        target_steps: Any = None,
+        in_channels: int | None = None,
+        out_channels: int | None = None,
+        n_input_steps: int | None = None,
+        n_target_steps: int | None = None,
+        spatial_dims: int | None = None,
+        periodic: bool | None = None,
+        batch_size: int = 20,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        data_dir: str = "data",
+        data_on_device: bool | str = "auto",
+        device_max_mb: float = 4096.0,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        generation_device: str = "cpu",
+        **pde_params: Any,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.sizes = {s: _positive_int(v, f"n_{s}") for s, v in zip(SPLITS, (n_train, n_val, n_test))}
+        _positive_int(resolution, "resolution")
+        if solver_resolution is not None:
+            _positive_int(solver_resolution, "solver_resolution")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed={seed!r} is not allowed; use a non-negative integer")
+        _positive_int(batch_size, "batch_size")
+        if eval_batch_size is not None:
+            _positive_int(eval_batch_size, "eval_batch_size")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers={num_workers!r} is not allowed; use an integer >= 0")
+        if data_on_device not in (True, False, "auto"):
+            raise ValueError(f"data_on_device={data_on_device!r} is not allowed; use true, false or auto")
+        if not isinstance(device_max_mb, (int, float)) or device_max_mb < 0:
+            raise ValueError(f"device_max_mb={device_max_mb!r} is not allowed; use a number >= 0")
+
+        params = dict(pde_params)
+        params["resolution"] = resolution
+        if solver_resolution is not None:
+            params["solver_resolution"] = solver_resolution
+        self.problem = make_problem(pde, **params, device=generation_device)
+        self.cache = DatasetCache(data_dir, chunk_size=chunk_size)
+        self.seed = seed
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+
+        self._shapes = {k: tuple(int(s) for s in v) for k, v in self.problem.field_shapes().items()}
+        self._spatial_dims = self._infer_spatial_dims(spatial_dims)
+        self._time_dependent = {k: len(v) == self._spatial_dims + 1 for k, v in self._shapes.items()}
+        self.inputs = self._field_list(inputs, "inputs", getattr(self.problem, "default_inputs", None))
+        self.targets = self._field_list(targets, "targets", getattr(self.problem, "default_targets", None))
+        self.input_steps = self._steps(self.inputs, input_steps, "input_steps")
+        self.target_steps = self._steps(self.targets, target_steps, "target_steps")
+        self._check_counts(in_channels, out_channels, n_input_steps, n_target_steps, periodic)
+
+        self.data: dict[str, dict[str, torch.Tensor]] = {}
+        self.coords: dict[str, np.ndarray] = {}
+        self._on_device: torch.device | None = None
+
+    # ------------------------------------------------------------------ configuration checks
+    def _infer_spatial_dims(self, given: int | None) -> int:
+        dims = getattr(self.problem, "spatial_dims", None)
+        if dims is None:
+            dims = given if given is not None else min(len(s) for s in self._shapes.values())
+        dims = int(dims)
+        if given is not None and int(given) != dims:
+            raise ValueError(f"spatial_dims={given} does not match '{self.hparams.pde}', which is {dims}-D")
+        return dims
+
+    def _field_list(self, value: Any, name: str, default: Any) -> list[str]:
+        if value is None:
+            value = default
+        if value is None:
+            raise ValueError(f"{name} is required for '{self.hparams.pde}'; use a list of {sorted(self._shapes)}")
+        names = [value] if isinstance(value, str) else list(value)
+        if not names:
+            raise ValueError(f"{name}=[] is not allowed; use a non-empty list of {sorted(self._shapes)}")
+        for n in names:
+            if n not in self._shapes:
+                raise ValueError(f"{name} contains {n!r}, which '{self.hparams.pde}' does not store; "
+                                 f"use some of {sorted(self._shapes)}")
+        return names
+
+    def _steps(self, fields: list[str], spec: Any, name: str) -> list[int] | None:
+        timed = [f for f in fields if self._time_dependent[f]]
+        if not timed:
+            if spec is not None:
+                raise ValueError(f"{name}={spec!r} is not allowed: {fields} are not time-dependent; use null")
+            return None
+        n_steps = self._shapes[timed[0]][0]
+        if spec is None:
+            raise ValueError(f"{name} is required for time-dependent {timed}; use an int, a list or 'a:b' "
+                             f"within the {n_steps} stored steps")
+        return parse_steps(spec, n_steps, name)
+
+    @property
+    def n_input_steps(self) -> int:
+        return len(self.input_steps) if self.input_steps is not None else 1
+
+    @property
+    def n_target_steps(self) -> int:
+        return len(self.target_steps) if self.target_steps is not None else 1
+
+    def _channels(self, fields: list[str], steps: list[int] | None) -> tuple[int, int]:
+        """(total channels, channels per step) of ``fields``."""
+        timed = sum(self._time_dependent[f] for f in fields)
+        static = len(fields) - timed
+        n_steps = len(steps) if steps is not None else 0
+        return timed * n_steps + static, timed + static
+
+    @property
+    def in_channels(self) -> int:
+        return self._channels(self.inputs, self.input_steps)[0]
+
+    @property
+    def out_channels(self) -> int:
+        """Target channels per step."""
+        return self._channels(self.targets, self.target_steps)[1]
+
+    @property
+    def y_channels(self) -> int:
+        return self._channels(self.targets, self.target_steps)[0]
+
+    @property
+    def spatial_dims(self) -> int:
+        return self._spatial_dims
+
+    @property
+    def resolution(self) -> int:
+        return int(self.hparams.resolution)
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        shape = self._shapes[self.inputs[0]]
+        return tuple(shape[1:] if self._time_dependent[self.inputs[0]] else shape)
+
+    @property
+    def periodic(self) -> bool | None:
+        value = getattr(self.problem, "periodic", None)
+        return bool(value) if value is not None else self.hparams.get("periodic")
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.cache.directory(self.problem, self.seed)
+
+    def _check_counts(self, in_channels: Any, out_channels: Any, n_input_steps: Any, n_target_steps: Any,
+                      periodic: Any) -> None:
+        checks = (("in_channels", in_channels, self.in_channels, "the input channels"),
+                  ("out_channels", out_channels, self.out_channels, "the target channels per step"),
+                  ("n_input_steps", n_input_steps, self.n_input_steps, "the number of input steps"),
+                  ("n_target_steps", n_target_steps, self.n_target_steps, "the number of target steps"))
+        for name, given, actual, what in checks:
+            if given is not None and given != actual:
+                raise ValueError(f"{name}={given} does not match the data: {what} of inputs={self.inputs} "
+                                 f"input_steps={self.hparams.input_steps!r} targets={self.targets} "
+                                 f"target_steps={self.hparams.target_steps!r} is {actual}; set {name}={actual}")
+        known = getattr(self.problem, "periodic", None)
+        if periodic is not None and known is not None and bool(periodic) != bool(known):
+            raise ValueError(f"periodic={periodic} does not match '{self.hparams.pde}' (periodic={bool(known)})")
+
+    # ------------------------------------------------------------------ data
+    def prepare_data(self) -> None:
+        """Generate (once per config, under a file lock) every split that is missing or too short."""
+        for split, n in self.sizes.items():
+            self.cache.ensure_split(self.problem, self.seed, split, n)
+
+    def _assemble(self, stored: StoredSplit, fields: list[str], steps: list[int] | None) -> torch.Tensor:
+        timed = [f for f in fields if self._time_dependent[f]]
+        static = [f for f in fields if not self._time_dependent[f]]
+        parts = []
+        if timed:
+            # (N, T_sel, C, *S) -> (N, T_sel * C, *S): time-major channels
+            arr = np.stack([stored.fields[f][:, steps] for f in timed], axis=2)
+            parts.append(arr.reshape(arr.shape[0], arr.shape[1] * arr.shape[2], *arr.shape[3:]))
+        for f in static:
+            parts.append(stored.fields[f][:, None])
+        return torch.from_numpy(np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32))
+
+    def load(self, split: str) -> dict[str, torch.Tensor]:
+        """Load ``split`` into memory as ``{"x", "y"}`` CPU tensors (generating it if needed)."""
+        if split not in self.data:
+            stored = self.cache.load_split(self.problem, self.seed, split, self.sizes[split])
+            self.coords = stored.coords
+            self.data[split] = {"x": self._assemble(stored, self.inputs, self.input_steps),
+                                "y": self._assemble(stored, self.targets, self.target_steps)}
+        return self.data[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",),
+                  None: SPLITS}.get(stage, SPLITS)
+        for split in splits:
+            self.load(split)
+
+    def train_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole training split as CPU tensors ``(x, y)`` (for normalisers and shape checks)."""
+        data = self.load("train")
+        return data["x"], data["y"]
+
+    def with_resolution(self, resolution: int) -> "GridDataModule":
+        """The same data module at another stored resolution (same samples, solved again and subsampled)."""
+        return type(self)(**{**dict(self.hparams), "resolution": int(resolution)})
+
+    # ------------------------------------------------------------------ loaders
+    def _device_for_data(self) -> torch.device | None:
+        setting = self.hparams.data_on_device
+        trainer = getattr(self, "trainer", None)
+        if setting is False or trainer is None:
+            return None
+        device = trainer.strategy.root_device
+        if device.type != "cuda":
+            if setting is True:
+                log.info("data_on_device=true ignored: the root device is %s", device)
+            return None
+        total = sum(tensors_nbytes(d) for d in self.data.values()) / 2**20
+        if setting == "auto" and total > float(self.hparams.device_max_mb):
+            log.info("keeping data on the host: %.0f MB > device_max_mb=%s", total, self.hparams.device_max_mb)
+            return None
+        return device
+
+    def _loader(self, split: str, shuffle: bool) -> Any:
+        data = self.load(split)
+        batch_size = self.batch_size if split == "train" else self.eval_batch_size
+        device = self._device_for_data()
+        if device is not None:
+            trainer = self.trainer
+            tensors = {k: v.to(device, non_blocking=True) for k, v in data.items()}
+            self.data[split] = tensors
+            return DeviceBatchLoader(tensors, batch_size, shuffle=shuffle, seed=self.seed,
+                                     num_replicas=trainer.world_size, rank=trainer.global_rank)
+        return DataLoader(DictTensorDataset(data["x"], data["y"]), batch_size=batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> Any:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> Any:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> Any:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> Any:
+        return self._loader("test", shuffle=False)

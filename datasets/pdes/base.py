@@ -1,0 +1,170 @@
+"""The interface every PDE problem implements, and shared parameter validation.
+
+A :class:`PDEProblem` is a configured data generator: it knows its parameters (validated on construction), the
+per-sample shapes of the fields it stores, the fixed coordinates stored beside them, and how to produce a batch
+of samples ``indices`` of a split from the per-sample generators of :mod:`datasets.seeding` -- so sample ``i``
+depends only on ``(seed, split, i)`` and the parameters, never on the batch it was generated in.
+
+Parameter errors are one-line :class:`ValueError` s naming the value and what is allowed.
+"""
+from __future__ import annotations
+
+import abc
+import math
+from typing import Any, ClassVar, Iterable
+
+import numpy as np
+import torch
+
+from datasets.seeding import sample_generators
+
+
+class PDEProblem(abc.ABC):
+    """Base class of the data-generating PDE problems.
+
+    Subclasses set ``name`` and ``defaults`` (every allowed parameter and its default value) and implement
+    :meth:`validate`, :meth:`field_shapes`, :meth:`coordinates` and :meth:`generate_batch`.
+
+    Args:
+        device: where the solver runs (``cpu``, ``cuda[:N]`` or ``auto``); not part of :meth:`config`, since
+            it does not change the data beyond round-off (noise is always drawn on CPU).
+        **params: overrides of ``defaults``; an unknown name raises ``ValueError``.
+    """
+
+    name: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, device: str | torch.device = "cpu", **params: Any) -> None:
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise ValueError(
+                f"unknown {self.name} parameter(s) {', '.join(unknown)}; allowed: {', '.join(sorted(self.defaults))}"
+            )
+        merged = dict(self.defaults)
+        merged.update(params)
+        self.params: dict[str, Any] = merged
+        self.device = resolve_device(device)
+        self.validate()
+
+    def __getattr__(self, item: str) -> Any:
+        params = self.__dict__.get("params")
+        if params is not None and item in params:
+            return params[item]
+        raise AttributeError(f"{type(self).__name__} has no attribute {item!r}")
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------------------------------ contract
+    @abc.abstractmethod
+    def validate(self) -> None:
+        """Check ``self.params``; raise a one-line ``ValueError`` naming the bad value and what is allowed."""
+
+    @abc.abstractmethod
+    def field_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Stored field name -> per-sample shape (at the stored resolution)."""
+
+    @abc.abstractmethod
+    def coordinates(self) -> dict[str, np.ndarray]:
+        """Fixed arrays stored beside the fields (grid coordinates, snapshot times, forcing), float64."""
+
+    @abc.abstractmethod
+    def generate_batch(self, generators: list[torch.Generator], device: torch.device) -> dict[str, torch.Tensor]:
+        """Solve one sample per generator: field name -> (B, *shape) tensor (any device, any float dtype)."""
+
+    # ------------------------------------------------------------------------------------------ driver
+    def config(self) -> dict[str, Any]:
+        """The generation parameters (JSON-able), e.g. for the storage manifest and its hash."""
+        return {"pde": self.name, **{k: _plain(v) for k, v in self.params.items()}}
+
+    def generate(
+        self,
+        seed: int,
+        split: str,
+        indices: Iterable[int],
+        device: str | torch.device | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Samples ``indices`` of ``split`` as float32 NumPy arrays ``(B, *shape)`` (one batched solve on
+        ``device``, default the problem's)."""
+        indices = [int(i) for i in indices]
+        if not indices:
+            return {k: np.zeros((0, *s), dtype=np.float32) for k, s in self.field_shapes().items()}
+        device = self.device if device is None else resolve_device(device)
+        out = self.generate_batch(sample_generators(seed, split, indices), device)
+        result = {k: v.detach().to("cpu", torch.float32).numpy() for k, v in out.items()}
+        for key, shape in self.field_shapes().items():
+            got = result[key].shape
+            if got != (len(indices), *shape):  # pragma: no cover - internal consistency
+                raise RuntimeError(f"{self.name}: field {key} has shape {got}, expected {(len(indices), *shape)}")
+            if not np.isfinite(result[key]).all():
+                raise RuntimeError(f"{self.name}: non-finite values in field {key}; reduce the time step")
+        return result
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> cuda if available else cpu; otherwise a checked ``torch.device``."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not allowed; use 'cpu', 'cuda', 'cuda:N' or 'auto'") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} is not available (no CUDA device); use 'cpu' or 'auto'")
+    return dev
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def check_int(name: str, value: Any, minimum: int = 1) -> int:
+    """A positive (``>= minimum``) integer parameter."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}={value!r} is not allowed; use an integer >= {minimum}")
+    return int(value)
+
+
+def check_positive(name: str, value: Any, allow_zero: bool = False) -> float:
+    """A positive (or non-negative) finite real parameter."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(float(value)) and (float(value) >= 0 if allow_zero else float(value) > 0)
+    if not ok:
+        what = "a finite number >= 0" if allow_zero else "a finite number > 0"
+        raise ValueError(f"{name}={value!r} is not allowed; use {what}")
+    return float(value)
+
+
+def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not allowed; use one of {', '.join(map(repr, allowed))}")
+    return value
+
+
+def check_periodic_subsampling(resolution: int, solver_resolution: int) -> int:
+    """Stride that subsamples a periodic grid of ``solver_resolution`` points to ``resolution`` points."""
+    if solver_resolution % resolution != 0:
+        raise ValueError(
+            f"resolution={resolution} is not allowed with solver_resolution={solver_resolution}; "
+            f"use a divisor of {solver_resolution} (solver_resolution % resolution == 0)"
+        )
+    return solver_resolution // resolution
+
+
+def check_boundary_subsampling(resolution: int, solver_resolution: int) -> int:
+    """Stride that subsamples a grid with both boundary points (``n`` points on ``[0, 1]``)."""
+    if resolution < 2 or (solver_resolution - 1) % (resolution - 1) != 0:
+        allowed = [r for r in range(2, solver_resolution + 1) if (solver_resolution - 1) % (r - 1) == 0]
+        raise ValueError(
+            f"resolution={resolution} is not allowed with solver_resolution={solver_resolution}; "
+            f"(solver_resolution - 1) % (resolution - 1) must be 0, e.g. one of {allowed}"
+        )
+    return (solver_resolution - 1) // (resolution - 1)
+

@@ -1,0 +1,114 @@
+"""Burgers' equation: exact Cole-Hopf solutions, ETDRK4's fourth-order time convergence, spectral convergence
+in space, and the data generator's shapes, invariants, reproducibility and parameter validation."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from datasets.pdes import make_problem
+from datasets.pdes.burgers import Burgers, solve_burgers
+from datasets.seeding import sample_generators
+
+NU = 0.02
+T = 0.5
+
+
+def cole_hopf(x: torch.Tensor, t: float, nu: float = NU, eps: tuple[float, float] = (0.5, 0.3)) -> torch.Tensor:
+    """u = -2 nu phi_x / phi with phi = 1 + e1 exp(-4 pi^2 nu t) cos 2 pi x + e2 exp(-16 pi^2 nu t) sin 4 pi x,
+    a positive solution of the heat equation phi_t = nu phi_xx, so u solves u_t + u u_x = nu u_xx exactly."""
+    d1, d2 = math.exp(-4 * math.pi**2 * nu * t), math.exp(-16 * math.pi**2 * nu * t)
+    phi = 1 + eps[0] * d1 * torch.cos(2 * math.pi * x) + eps[1] * d2 * torch.sin(4 * math.pi * x)
+    phi_x = -2 * math.pi * eps[0] * d1 * torch.sin(2 * math.pi * x) + 4 * math.pi * eps[1] * d2 * torch.cos(4 * math.pi * x)
+    return -2 * nu * phi_x / phi
+
+
+def _grid(n: int) -> torch.Tensor:
+    return torch.arange(n, dtype=torch.float64) / n
+
+
+def _error(n: int, dt: float, times: list[float] = [0.0, T]) -> float:
+    x = _grid(n)
+    u = solve_burgers(cole_hopf(x, 0.0)[None], NU, times, dt)
+    return max(float((u[0, i] - cole_hopf(x, t)).abs().max()) for i, t in enumerate(times))
+
+
+def test_matches_cole_hopf_exact_solution() -> None:
+    x = _grid(256)
+    times = [0.0, 0.1, 0.25, 0.5]
+    u = solve_burgers(torch.stack([cole_hopf(x, 0.0), cole_hopf(x, 0.0, eps=(0.7, -0.2))]), NU, times, 1e-3)
+    assert u.shape == (2, 4, 256)
+    for i, t in enumerate(times):
+        assert (u[0, i] - cole_hopf(x, t)).abs().max() < 1e-10
+        assert (u[1, i] - cole_hopf(x, t, eps=(0.7, -0.2))).abs().max() < 1e-10
+    assert cole_hopf(x, 0.0).abs().max() > 0.3  # a genuinely nonlinear test: u is not small
+
+
+def test_time_step_convergence_is_fourth_order() -> None:
+    # n = 128 resolves the solution to ~1e-13, so the error is the time-stepping error
+    steps = [10, 20, 40, 80]
+    errors = [_error(128, T / s) for s in steps]
+    orders = [math.log2(a / b) for a, b in zip(errors, errors[1:])]
+    assert min(orders) > 3.5, f"ETDRK4 orders {orders} (errors {errors})"
+    assert errors[-1] < 1e-9
+
+
+def test_spatial_convergence_is_spectral() -> None:
+    errors = {n: _error(n, 1e-3) for n in (16, 24, 32, 48, 64)}
+    # exponential convergence: each refinement by 8-16 points gains orders of magnitude
+    assert errors[24] < 0.1 * errors[16]
+    assert errors[32] < 0.05 * errors[24]
+    assert errors[48] < 1e-2 * errors[32]
+    assert errors[64] < 1e-11
+
+
+def test_problem_generates_fno_style_trajectories() -> None:
+    p = make_problem("burgers", solver_resolution=256, resolution=64, n_snapshots=5, dt=1e-2)
+    assert p.field_shapes() == {"u": (5, 64)}
+    coords = p.coordinates()
+    np.testing.assert_allclose(coords["t"], [0, 0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(coords["x"], np.arange(64) / 64)
+    out = p.generate(seed=3, split="train", indices=[0, 1, 2])
+    u = out["u"]
+    assert u.shape == (3, 5, 64) and u.dtype == np.float32 and np.isfinite(u).all()
+    # snapshot 0 is the GRF initial condition, subsampled by striding
+    u0 = p.grf().sample(sample_generators(3, "train", [0, 1, 2]))
+    np.testing.assert_allclose(u[:, 0], u0[:, ::4].numpy(), rtol=1e-6, atol=1e-6)
+    # Burgers conserves the mean of u (the flux is periodic); viscosity dissipates the L2 norm
+    full = solve_burgers(u0, 0.1, [0.0, 0.5, 1.0], 1e-2)
+    np.testing.assert_allclose(full.mean(-1), full[:, :1].mean(-1).expand(-1, 3), atol=1e-12)
+    energy = (full**2).mean(-1)
+    assert (energy[:, 1:] < energy[:, :-1]).all()
+    # sample i depends only on (seed, split, i)
+    alone = p.generate(seed=3, split="train", indices=[2])["u"]
+    np.testing.assert_allclose(alone[0], u[2], rtol=0, atol=1e-6)
+    other = p.generate(seed=3, split="test", indices=[2])["u"]
+    assert not np.allclose(other[0], u[2])
+
+
+def test_default_is_fno_setting() -> None:
+    p = Burgers()
+    assert (p.nu, p.resolution, p.solver_resolution, p.t_final) == (0.1, 1024, 8192, 1.0)
+    assert (p.alpha, p.tau, p.sigma**2) == (2.0, 5.0, 625.0)
+    assert p.stride == 8 and p.coordinates()["t"][[0, -1]].tolist() == [0.0, 1.0]
+    assert p.config()["pde"] == "burgers"
+
+
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        (dict(resolution=1000), "resolution=1000"),
+        (dict(resolution=0), "resolution=0"),
+        (dict(nu=-0.1), "nu=-0.1"),
+        (dict(n_snapshots=1), "n_snapshots=1"),
+        (dict(dt=0), "dt=0"),
+        (dict(solver_resolution=8191, resolution=8191), "solver_resolution=8191"),
+        (dict(viscosity=0.1), "unknown burgers parameter"),
+    ],
+)
+def test_invalid_parameters(params: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match) as info:
+        Burgers(**params)
+    assert "\n" not in str(info.value)

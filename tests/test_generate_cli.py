@@ -1,0 +1,43 @@
+"""``python -m datasets.generate`` as a user runs it: files, summary table, clear errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from datasets.storage import read_manifest
+from tests.conftest import run_entry_point
+
+TINY = ["data=darcy_small", "data.n_train=4", "data.n_val=2", "data.n_test=2", "data.solver_resolution=33",
+        "data.resolution=17", "generate.progress=false"]
+
+
+def test_generates_all_splits_with_summary(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    proc = run_entry_point("datasets.generate", *TINY, f"paths.data_dir={data}", f"hydra.run.dir={tmp_path / 'run'}",
+                           module=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    files = sorted(data.glob("darcy/*/*.h5"))
+    assert [f.name for f in files] == ["test.h5", "train.h5", "val.h5"]
+    sizes = {f.stem: read_manifest(f)["n_total"] for f in files}
+    assert sizes == {"train": 4, "val": 2, "test": 2}
+    assert not list(data.rglob("*.partial"))
+    for word in ("split", "size (MB)", "samples/s", "train.h5", "generated 8 samples"):
+        assert word in proc.stdout, proc.stdout
+    # a second run finds everything cached and generates nothing
+    again = run_entry_point("datasets.generate", *TINY, f"paths.data_dir={data}",
+                            f"hydra.run.dir={tmp_path / 'run2'}", module=True, timeout=300)
+    assert again.returncode == 0 and "generated 0 samples" in again.stdout and "cached" in again.stdout
+
+
+def test_unknown_data_option(tmp_path: Path) -> None:
+    proc = run_entry_point("datasets.generate", "data=not_a_dataset", f"hydra.run.dir={tmp_path}", module=True)
+    assert proc.returncode != 0
+    assert "not_a_dataset" in proc.stderr and "darcy_small" in proc.stderr
+
+
+def test_negative_size_gives_one_line(tmp_path: Path) -> None:
+    proc = run_entry_point("datasets.generate", *TINY, "data.n_val=-3", f"paths.data_dir={tmp_path}",
+                           f"hydra.run.dir={tmp_path / 'run'}", module=True)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert lines[-1].startswith("error:") and "n_val=-3" in lines[-1]
+    assert "Traceback" not in proc.stderr
