@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from operators.runtime import resolvers  # noqa: F401  (registers ${repeat:...} and ${if_else:...})
 from operators.runtime.builders import (

@@ -14,7 +14,7 @@ Presets (``--preset``):
 
 Usage::
 
-    python benchmarks/generation_throughput.py
+    python benchmarks/generation_throughput.py [--threads 1]
     python benchmarks/generation_throughput.py --preset paper --device cuda --batch-size 32
     python benchmarks/generation_throughput.py --pde darcy --set darcy.solver=cg --set darcy.resolution=141
 """
@@ -97,11 +97,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pde", nargs="+", default=list(PRESETS["small"]), choices=list(PRESETS["small"]))
     parser.add_argument("--batch-size", type=int, default=4, help="samples solved together")
     parser.add_argument("--batches", type=int, default=2, help="timed batches per generator")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op CPU threads (default: torch's choice; 1 is often fastest for small "
+                             "grids and on a shared machine)")
     parser.add_argument("--set", action="append", default=[], metavar="PDE.PARAM=VALUE",
                         help="override a generator parameter (repeatable)")
     args = parser.parse_args(argv)
     if args.batch_size <= 0 or args.batches <= 0:
         raise SystemExit("--batch-size and --batches must be positive")
+    if args.threads is not None:
+        if args.threads <= 0:
+            raise SystemExit("--threads must be positive")
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     overrides = _parse_overrides(args.set)
     unknown = set(overrides) - set(PRESETS[args.preset])

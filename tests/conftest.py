@@ -63,3 +63,15 @@ def run_entry_point(script: str, *args: str, timeout: int = 600, module: bool = 
     env.pop("PDEFORGE_TRACEBACK", None)
     cmd = [sys.executable, "-m", script] if module else [sys.executable, str(ROOT / script)]
     return subprocess.run([*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """The test problems are tiny: one intra-op thread is fastest and avoids OpenMP spin-waiting (100x slowdowns)
+    when the two cores are shared with the subprocesses the entry-point tests start."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

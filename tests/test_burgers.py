@@ -12,6 +12,8 @@ from datasets.pdes import make_problem
 from datasets.pdes.burgers import Burgers, solve_burgers
 from datasets.seeding import sample_generators
 
+
+
 NU = 0.02
 T = 0.5
 

@@ -12,6 +12,8 @@ from datasets.pdes import make_problem
 from datasets.pdes.darcy import Darcy, DarcyOperator, assemble_matrix, solve_darcy
 from datasets.seeding import sample_generators
 
+
+
 PI = math.pi
 
 

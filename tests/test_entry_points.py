@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import run_entry_point, tiny_burgers, tiny_darcy
+from tests.conftest import run_entry_point, tiny_darcy
 
 
 @pytest.fixture(scope="module")

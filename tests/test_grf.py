@@ -17,6 +17,8 @@ from datasets.grf import GaussianRandomField
 from datasets.seeding import sample_generator, sample_generators, sample_seed
 
 
+
+
 def _samples(grf: GaussianRandomField, m: int, split: str = "train") -> torch.Tensor:
     return grf.sample(sample_generators(0, split, range(m)))
 

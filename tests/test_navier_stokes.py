@@ -13,6 +13,8 @@ from datasets.pdes import make_problem
 from datasets.pdes.navier_stokes import NavierStokes, SpectralGrid, forcing, solve_navier_stokes
 from datasets.seeding import sample_generators
 
+
+
 TWO_PI = 2 * math.pi
 
 
