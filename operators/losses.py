@@ -7,6 +7,8 @@ with ``reduction="none"``, to the ``(B,)`` per-sample values.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -130,3 +132,123 @@ class RelativeH1Loss(_PerSampleLoss):
         num = self._sq_h1(pred - target)
         den = self._sq_h1(target)
         return num.sqrt() / den.sqrt().clamp_min(self.eps)
+
+
+# ---------------------------------------------------------------------------------------------- Sobolev norms
+def sobolev_weights(shape: tuple[int, ...], s: float, alpha: float = 1.0, device=None,
+                    dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Squared Sobolev weights ``(alpha + 4 pi^2 |k|^2)^s`` on the ``rfftn`` frequency grid of a periodic
+    grid ``shape`` on ``[0, 1]^d`` (integer wavenumbers ``k``; the last dim is the half spectrum).
+
+    With ``alpha = 0`` and ``s < 0`` the mean mode (``k = 0``) gets weight 0 (the seminorm of the
+    mean-free part), since ``|k|^(2s)`` is undefined there.
+    """
+    freqs = [torch.fft.fftfreq(n, d=1.0 / n, device=device, dtype=torch.float64) for n in shape[:-1]]
+    freqs.append(torch.fft.rfftfreq(shape[-1], d=1.0 / shape[-1], device=device, dtype=torch.float64))
+    grids = torch.meshgrid(*freqs, indexing="ij")
+    k2 = sum(g**2 for g in grids)
+    base = alpha + 4 * math.pi**2 * k2
+    if alpha == 0 and s < 0:
+        w = torch.where(k2 > 0, base.clamp_min(1e-300) ** s, torch.zeros_like(base))
+    else:
+        w = base**s
+    return w.to(dtype)
+
+
+def sobolev_norm_squared(u: torch.Tensor, s: float, alpha: float = 1.0, n_dim: int | None = None) -> torch.Tensor:
+    """``||u||_{H^s}^2`` of a periodic field on ``[0, 1]^d``, computed exactly by Parseval.
+
+    ``u`` has shape ``(..., *S)`` with the last ``d = n_dim`` dims the periodic grid (default: every dim
+    after the first two, i.e. ``(B, C, *S)``); the squared norms of all leading dims but the first are summed,
+    so the result has shape ``(u.shape[0],)`` (for ``(B, T, S, S)`` trajectories that is the squared Bochner
+    norm ``sum_t ||u(t)||^2_{H^s}``). Norm convention: ``||u||^2_{H^s} = sum_k (alpha + 4 pi^2 |k|^2)^s
+    |u_k|^2`` with ``u_k`` the Fourier coefficients (``rfftn / N``), so ``H^0`` is the ``L^2([0,1]^d)`` norm
+    (the grid mean of ``u^2``). Any real ``s`` (negative included).
+    """
+    d = u.dim() - 2 if n_dim is None else int(n_dim)
+    if d < 1 or d > u.dim() - 1:
+        raise ValueError(f"sobolev_norm_squared: n_dim={n_dim} does not fit a tensor of shape {tuple(u.shape)}")
+    spatial = tuple(u.shape[-d:])
+    uf = u.double() if u.dtype == torch.float64 else u.float()
+    u_hat = torch.fft.rfftn(uf, dim=tuple(range(-d, 0)), norm="forward")
+    power = u_hat.real**2 + u_hat.imag**2
+    # rfft stores each conjugate pair once: double every column of the last dim but k = 0 and the Nyquist one
+    n_last = spatial[-1]
+    mult = torch.full((power.shape[-1],), 2.0, device=u.device, dtype=power.dtype)
+    mult[0] = 1.0
+    if n_last % 2 == 0:
+        mult[-1] = 1.0
+    weights = sobolev_weights(spatial, s, alpha, device=u.device, dtype=power.dtype) * mult
+    return (power * weights).flatten(1).sum(dim=1)
+
+
+class SobolevLoss(_PerSampleLoss):
+    """Sobolev ``H^s`` error on periodic grids (any real ``s``; ``s = -1`` is the ``H^{-1}`` norm used by the
+    Spectral-Refiner), computed spectrally with weights ``(alpha + 4 pi^2 |k|^2)^(s/2)`` (Parseval).
+
+    Per sample: ``||pred - y||_{H^s}`` over all channels (for time-major trajectories ``(B, T*C, *S)`` this is
+    the Bochner norm ``L^2(0, T; H^s)`` with the time sum as quadrature), or, with ``relative=True``,
+    ``||pred - y|| / ||y||``. ``time_average=True`` instead averages the per-step (``step_channels``
+    channels each) relative errors over the steps. ``n_dim`` periodic dims (default: all after the channels).
+    ``s = 0, relative=True`` equals :class:`RelativeL2Loss` (the relative Bochner ``L^2(0,T;L^2)`` norm).
+    """
+
+    def __init__(self, s: float = 0.0, alpha: float = 1.0, relative: bool = False, time_average: bool = False,
+                 step_channels: int = 1, n_dim: int | None = None, reduction: str = "mean",
+                 eps: float = 1e-12) -> None:
+        super().__init__(reduction)
+        self.s = float(s)
+        self.alpha = float(alpha)
+        if self.alpha < 0:
+            raise ValueError(f"SobolevLoss: alpha={alpha} is not allowed; use alpha >= 0")
+        self.relative = bool(relative)
+        self.time_average = bool(time_average)
+        if time_average and not relative:
+            raise ValueError("SobolevLoss: time_average=True needs relative=True")
+        self.step_channels = int(step_channels)
+        self.n_dim = n_dim
+        self.eps = eps
+
+    def extra_repr(self) -> str:
+        return (f"s={self.s}, alpha={self.alpha}, relative={self.relative}, time_average={self.time_average}, "
+                f"reduction={self.reduction!r}")
+
+    def _sq(self, u: torch.Tensor) -> torch.Tensor:
+        return sobolev_norm_squared(u, self.s, self.alpha, self.n_dim)
+
+    def per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if pred.dim() < 3:
+            raise ValueError(f"SobolevLoss needs at least one periodic dim; got shape {tuple(pred.shape)}")
+        diff = pred - target
+        if self.time_average:
+            b, tc = pred.shape[:2]
+            c = self.step_channels
+            if tc % c:
+                raise ValueError(f"{tc} channels are not a whole number of steps of {c} channels")
+            d = self.n_dim if self.n_dim is not None else pred.dim() - 2
+            steps_diff = diff.reshape(b * (tc // c), c, *pred.shape[2:])
+            steps_ref = target.reshape(b * (tc // c), c, *pred.shape[2:])
+            rel = (sobolev_norm_squared(steps_diff, self.s, self.alpha, d).sqrt()
+                   / sobolev_norm_squared(steps_ref, self.s, self.alpha, d).sqrt().clamp_min(self.eps))
+            return rel.reshape(b, tc // c).mean(dim=1)
+        num = self._sq(diff).sqrt()
+        if not self.relative:
+            return num.to(pred.dtype)
+        return (num / self._sq(target).sqrt().clamp_min(self.eps)).to(pred.dtype)
+
+
+class RelativeSobolevLoss(SobolevLoss):
+    """Relative ``H^s`` error (:class:`SobolevLoss` with ``relative=True``)."""
+
+    def __init__(self, s: float = 0.0, alpha: float = 1.0, time_average: bool = False, step_channels: int = 1,
+                 n_dim: int | None = None, reduction: str = "mean", eps: float = 1e-12) -> None:
+        super().__init__(s=s, alpha=alpha, relative=True, time_average=time_average, step_channels=step_channels,
+                         n_dim=n_dim, reduction=reduction, eps=eps)
+
+
+class BochnerRelativeL2Loss(RelativeSobolevLoss):
+    """Relative Bochner ``L^2(0, T; L^2)`` error of a trajectory ``(B, T*C, *S)``, computed spectrally
+    (Spectral-Refiner stage 1 training loss; numerically equal to :class:`RelativeL2Loss`)."""
+
+    def __init__(self, reduction: str = "mean", eps: float = 1e-12) -> None:
+        super().__init__(s=0.0, alpha=1.0, reduction=reduction, eps=eps)

@@ -4,6 +4,7 @@
   dimension follows the data (``model=fno`` trains on 1-D Burgers and 2-D Darcy alike).
 - ``${if_else:${data.periodic},0,0.1}`` -> ``0`` for periodic data, ``0.1`` otherwise.
 - ``${int_div:10,1}`` -> ``10``: exact integer division (input snapshots = input channels / channels per step).
+- ``${ceil_div:1000,8}`` -> ``125``: rounded-up division (optimizer steps per epoch = ceil(n_train / batch_size)).
 """
 from __future__ import annotations
 
@@ -32,9 +33,17 @@ def _int_div(a: Any, b: Any) -> int:
     return a // b
 
 
+def _ceil_div(a: Any, b: Any) -> int:
+    a, b = int(a), int(b)
+    if b <= 0:
+        raise ValueError(f"ceil_div: divisor {b} is not allowed; use an integer >= 1")
+    return -(-a // b)
+
+
 def register_resolvers() -> None:
     """Register the resolvers once (safe to call repeatedly)."""
-    for name, fn in (("repeat", _repeat), ("if_else", _if_else), ("int_div", _int_div)):
+    for name, fn in (("repeat", _repeat), ("if_else", _if_else), ("int_div", _int_div),
+                     ("ceil_div", _ceil_div)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 
