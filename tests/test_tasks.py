@@ -108,3 +108,15 @@ def test_ddp_child_argv_runs_only_this_job() -> None:
     assert "-m" not in argv
     assert uses_subprocess_ddp("ddp") and uses_subprocess_ddp("ddp_find_unused_parameters_true")
     assert not uses_subprocess_ddp("ddp_spawn") and not uses_subprocess_ddp("auto")
+
+
+def test_rollout_per_step_loss_sums_steps() -> None:
+    from operators.losses import RelativeL2Loss
+
+    task = AutoregressiveRollout(AddOne(), loss=RelativeL2Loss(), per_step_loss=True)
+    target = torch.ones(2, 3, 4, 4)
+    pred = target.clone()
+    pred[:, 0] = 2.0  # step 0 off by 100 %, others exact
+    assert float(task.compute_loss(pred, target)) == pytest.approx(1.0)
+    whole = AutoregressiveRollout(AddOne(), loss=RelativeL2Loss(), per_step_loss=False)
+    assert float(whole.compute_loss(pred, target)) == pytest.approx(1 / 3 ** 0.5)

@@ -105,9 +105,13 @@ class OperatorTask(pl.LightningModule):
         return self(batch["x"])
 
     # ------------------------------------------------------------------ steps
+    def compute_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Training / monitoring loss of a batch (``self.loss_fn`` on the whole prediction)."""
+        return self.loss_fn(pred, target)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         pred = self.predict_batch(batch)
-        loss = self.loss_fn(pred, batch["y"])
+        loss = self.compute_loss(pred, batch["y"])
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"training loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; "
@@ -119,7 +123,7 @@ class OperatorTask(pl.LightningModule):
     def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         pred = self.predict_batch(batch)
         y = batch["y"]
-        loss = self.loss_fn(pred, y)
+        loss = self.compute_loss(pred, y)
         batch_size = pred.shape[0]
         self.log(f"{stage}/loss", loss, on_epoch=True, sync_dist=True, batch_size=batch_size)
         for name, metric in self.metrics.items():

@@ -1,0 +1,202 @@
+"""Spectral-Refiner fine-tuning (Cao et al., ICLR 2025, stage 2): fine-tune only the output spectral layer of a
+trained SFNO, with its modes enlarged to the full grid, on the ``H^{-1}`` norm of the Navier-Stokes residual
+of the predicted trajectory. The loss needs no target data (only inputs), so it also runs on test inputs and
+at finer resolutions than the SFNO was trained at.
+
+Initial weights come from a stage-1 checkpoint through ``init_from_ckpt=<stage1.ckpt>`` (train.py, see
+:func:`operators.runtime.checkpoints.init_weights_from_checkpoint`), which calls
+:meth:`SpectralRefiner.load_pretrained_state_dict`: the trained low modes of the output layer are copied into
+the enlarged layer, the new high modes start at zero (so refinement starts from exactly the stage-1 map).
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from operators.layers.space_time import ResamplingSpectralConv
+from operators.physics.navier_stokes_residual import NavierStokesResidual
+from operators.tasks.base import OperatorTask
+
+log = logging.getLogger(__name__)
+
+
+class SpectralRefiner(OperatorTask):
+    """Fine-tune the output spectral layer of an :class:`~operators.sfno.SFNO` on the NS residual.
+
+    Args:
+        network: an SFNO (needs ``output``, ``latent``, ``enlarge_output_modes``, ``latent_steps``).
+        refine_modes: modes ``(m_x, m_y, m_t)`` of the refined output layer; ``null`` entries: spatial ones keep
+            the trained modes, the temporal one becomes the full ``latent_steps // 2 + 1`` (no truncation).
+            The configs use ``resolution / 2`` in space: every mode of the refinement grid.
+        time_refinement: the residual is evaluated on a trajectory ``time_refinement`` times finer in time than
+            the data (the SFNO outputs any number of steps), so the finite-difference time derivative is accurate.
+        time_order: 2 or 4, order of that time derivative.
+        alpha: ``alpha`` of the ``H^{-1}`` weights.
+        nu, forcing_amplitude, dt: PDE parameters; ``None`` (default) takes them from the data module's problem.
+        **kwargs: see :class:`~operators.tasks.base.OperatorTask` (``loss`` is ignored: the loss is the residual).
+    """
+
+    def __init__(self, network: nn.Module, refine_modes: Sequence[int | None] | None = None,
+                 time_refinement: int = 1, time_order: int = 2, alpha: float = 1.0,
+                 nu: float | None = None, forcing_amplitude: float | None = None, dt: float | None = None,
+                 **kwargs: Any) -> None:
+        kwargs.setdefault("normalize_input", False)
+        kwargs.setdefault("normalize_target", False)
+        if kwargs["normalize_input"] or kwargs["normalize_target"]:
+            raise ValueError("SpectralRefiner works on physical fields: set normalize_input/target to false")
+        super().__init__(network, **kwargs)
+        for attr in ("output", "latent", "enlarge_output_modes", "latent_steps"):
+            if not hasattr(network, attr):
+                raise ValueError(f"SpectralRefiner needs an SFNO-like network; {type(network).__name__} has no {attr}")
+        if int(time_refinement) < 1:
+            raise ValueError(f"time_refinement={time_refinement} is not allowed; use an integer >= 1")
+        self.time_refinement = int(time_refinement)
+        self.time_order = int(time_order)
+        self.alpha = float(alpha)
+        self.pde_overrides = {"nu": nu, "forcing_amplitude": forcing_amplitude, "dt": dt}
+        modes = list(refine_modes) if refine_modes is not None else [None, None, None]
+        if len(modes) != 3:
+            raise ValueError(f"refine_modes must have 3 entries (x, y, t); got {refine_modes}")
+        if modes[2] is None:
+            modes[2] = network.latent_steps // 2 + 1
+        network.enlarge_output_modes(modes)
+        # the stage-1 output layer (frozen), kept to report the metrics before refinement
+        self.initial_output = copy.deepcopy(network.output)
+        for p in self.parameters():
+            p.requires_grad_(False)
+        for p in network.output.parameters():
+            p.requires_grad_(True)
+        self.residual: NavierStokesResidual | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def build_residual(self, datamodule: Any) -> NavierStokesResidual:
+        nu, amp, dt = (self.pde_overrides[k] for k in ("nu", "forcing_amplitude", "dt"))
+        kwargs = {"time_order": self.time_order, "alpha": self.alpha}
+        if datamodule is not None and getattr(datamodule, "problem", None) is not None:
+            residual = NavierStokesResidual.from_datamodule(datamodule, **kwargs)
+        elif nu is None or dt is None:
+            raise ValueError("SpectralRefiner needs navier_stokes data or explicit nu and dt")
+        else:
+            residual = NavierStokesResidual(nu=nu, dt=dt, **kwargs)
+        if nu is not None:
+            residual.nu = float(nu)
+        if dt is not None:
+            residual.dt = float(dt)
+        if amp is not None:
+            from datasets.pdes.navier_stokes import forcing as ns_forcing
+
+            residual._forcing = None if amp == 0 else (lambda n: ns_forcing(n, float(amp)))
+            residual._forcing_cache.clear()
+        return residual
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if self.residual is None:
+            self.residual = self.build_residual(getattr(self.trainer, "datamodule", None))
+
+    def _residual(self) -> NavierStokesResidual:
+        if self.residual is None:
+            raise RuntimeError("SpectralRefiner.residual is not set: call build_residual(datamodule) first")
+        return self.residual
+
+    # ------------------------------------------------------------------ weights
+    def load_pretrained_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Load stage-1 network weights whose output layer has fewer modes: its weights are embedded into the
+        enlarged layer (and into the frozen copy of the initial layer)."""
+        state = {k: v for k, v in state.items() if k.startswith("network.")}
+        key = "network.output.weight"
+        target = self.network.output
+        if key in state and tuple(state[key].shape) != tuple(target.weight.shape):
+            w = state[key]
+            old_modes = (w.shape[2] // 2, w.shape[3] // 2, w.shape[4])
+            old = ResamplingSpectralConv(w.shape[0], w.shape[1], old_modes, bias=target.bias is not None)
+            with torch.no_grad():
+                old.weight.copy_(w)
+                if target.bias is not None:
+                    old.bias.copy_(state["network.output.bias"])
+            new = old.enlarged(target.modes)
+            state[key] = new.weight.detach().clone()
+        missing, unexpected = self.network.load_state_dict(
+            {k[len("network."):]: v for k, v in state.items()}, strict=True)
+        assert not missing and not unexpected
+        self.initial_output.load_state_dict(self.network.output.state_dict())
+
+    # ------------------------------------------------------------------ predictions
+    def _n_steps(self, batch: dict[str, torch.Tensor]) -> int:
+        y = batch.get("y")
+        c = self.network.out_channels
+        return y.shape[1] // c if y is not None else self.network.n_steps_out
+
+    def predict_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.network(batch["x"], n_steps_out=self._n_steps(batch))
+
+    def predict_initial(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The prediction of the stage-1 (unrefined) output layer."""
+        net = self.network
+        x = batch["x"]
+        c = net.in_channels
+        b, tc, sx, sy = x.shape
+        w = x.reshape(b, tc // c, c, sx, sy).permute(0, 2, 3, 4, 1)
+        y = self.initial_output(net.latent(w), out_steps=self._n_steps(batch)) + w[..., -1:]
+        return y.permute(0, 4, 1, 2, 3).reshape(b, -1, sx, sy)
+
+    def refinement_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``H^{-1}`` residual (per sample) of the prediction on the ``time_refinement``-times finer time grid."""
+        residual = self._residual()
+        r = self.time_refinement
+        pred = self.network(batch["x"], n_steps_out=r * self._n_steps(batch))
+        if self.network.out_channels != 1:
+            raise ValueError("SpectralRefiner supports scalar vorticity trajectories (one channel per step)")
+        return residual.h_minus_1(pred, dt=residual.dt / r)
+
+    # ------------------------------------------------------------------ steps
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.refinement_loss(batch).mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"refinement loss became {loss.item()} at step {self.global_step}; "
+                                     "lower task.optimizer.lr")
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch["x"].shape[0])
+        return loss
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        b = batch["x"].shape[0]
+        loss = self.refinement_loss(batch).mean()
+        self.log(f"{stage}/loss", loss, on_epoch=True, sync_dist=True, batch_size=b)
+        pred = self.predict_batch(batch)
+        y = batch["y"]
+        for name, metric in self.metrics.items():
+            self.log(f"{stage}/{name}", metric(pred, y), on_epoch=True, sync_dist=True,
+                     prog_bar=(name == "rel_l2"), batch_size=b)
+        self.log(f"{stage}/ns_residual_h-1", self._residual().h_minus_1(pred).mean(), on_epoch=True,
+                 sync_dist=True, batch_size=b)
+        return pred
+
+    def extra_metrics(self, datamodule: Any) -> dict[str, Callable[[torch.Tensor, dict], torch.Tensor]]:
+        """Evaluation metrics of the unrefined (stage-1) output layer: relative L2 and ``H^{-1}`` residual."""
+        residual = self.build_residual(datamodule)
+        rel = self.metrics["rel_l2"]
+
+        def rel_before(pred: torch.Tensor, batch: dict) -> torch.Tensor:
+            return rel.per_sample(self.predict_initial(batch), batch["y"])
+
+        def res_before(pred: torch.Tensor, batch: dict) -> torch.Tensor:
+            return residual.h_minus_1(self.predict_initial(batch))
+
+        return {"rel_l2_before_refinement": rel_before, "ns_residual_h-1_before_refinement": res_before}
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        if self.optimizer_factory is None:
+            optimizer = torch.optim.Adam(params, lr=1e-3)
+        else:
+            optimizer = self.optimizer_factory(params=params)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval, "frequency": 1}}
