@@ -19,13 +19,18 @@ symmetrically up to the next multiple and the output is cropped back (e.g. the F
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from operators.layers import ChannelLinear, get_activation
-from operators.layers.multigrid import VCycle, check_multigrid_size, check_padding_mode, pad_field
+from operators.layers.multigrid import (
+    VCycle,
+    check_multigrid_size,
+    check_padding_mode,
+    pad_field,
+)
 
 
 class MgNOLayer(nn.Module):

@@ -77,3 +77,17 @@ def test_train_cli_with_wandb_offline(data_dir: Path, tmp_path: Path) -> None:
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert runs, "wandb offline run directory missing"
     assert any(runs[0].rglob("*.wandb"))
+
+
+def test_train_bf16_mixed_precision(data_dir: Path, tmp_path: Path) -> None:
+    """bf16 autocast (what `trainer=gpu trainer.precision=bf16-mixed` uses) on the CPU: FFTs stay in float32."""
+    metrics = _train_in_process([*tiny_darcy(data_dir), "trainer.precision=bf16-mixed"], tmp_path)
+    assert 0 < metrics["test/rel_l2"] < 2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_train_on_gpu_bf16_with_data_on_device(data_dir: Path, tmp_path: Path) -> None:
+    metrics = _train_in_process([*tiny_darcy(data_dir), "trainer=gpu", "trainer.precision=bf16-mixed",
+                                 "data.data_on_device=true"], tmp_path)
+    assert 0 < metrics["test/rel_l2"] < 2

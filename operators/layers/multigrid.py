@@ -37,7 +37,7 @@ Shapes: ``(B, C_f, H, W) -> (B, C_u, H, W)`` with ``H`` and ``W`` divisible by `
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
