@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from operators.evaluation import evaluate_split
+from operators.evaluation import evaluate_split, extra_metrics_for
 from operators.runtime import resolvers  # noqa: F401
 from operators.runtime.builders import build_loggers, instantiate
 from operators.runtime.checkpoints import check_compatible, checkpoint_config, load_checkpoint
@@ -71,16 +71,23 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                   "test": datamodule.test_dataloader}[split]()
         log.info("evaluating %s split at resolution %d", split, res)
         out = evaluate_split(task, loader, device, step_channels,
-                             plot_dir=output_dir / "plots" if cfg.eval.plots else None, label=f"_res{res}")
+                             plot_dir=output_dir / "plots" if cfg.eval.plots else None, label=f"_res{res}",
+                             extra_metrics=extra_metrics_for(task, datamodule, step_channels))
         results["results"][str(res)] = out
 
     table = Table(title=f"pdeforge evaluation of {cfg.ckpt_path}")
+    standard = ("n_samples", "rel_l2", "rel_h1", "mse")
+    extra_cols = sorted({k for out in results["results"].values() for k, v in out.items()
+                         if isinstance(v, float) and k not in standard})
     for col in ("resolution", "samples", "rel L2", "rel H1", "MSE"):
         table.add_column(col, justify="right")
     for res, out in results["results"].items():
         table.add_row(res, str(out["n_samples"]), f"{out['rel_l2']:.4e}", f"{out['rel_h1']:.4e}", f"{out['mse']:.4e}")
     Console().print(table)
     for res, out in results["results"].items():
+        extras = [f"{c}={out[c]:.4e}" for c in extra_cols if c in out]
+        if extras:  # metrics the data or the task add (e.g. the H^-1 Navier-Stokes residual)
+            print(f"resolution {res}: " + " ".join(extras))
         if "rel_l2_per_step" in out:
             steps = out["rel_l2_per_step"]
             print(f"resolution {res}: rel L2 per rollout step " + " ".join(f"{e:.3e}" for e in steps))

@@ -30,7 +30,12 @@ from operators.runtime.builders import (
     instantiate,
     resolved_run_config,
 )
-from operators.runtime.checkpoints import check_compatible, load_checkpoint
+from operators.runtime.checkpoints import (
+    check_compatible,
+    init_weights_from_checkpoint,
+    load_checkpoint,
+    model_config_from_init_checkpoint,
+)
 from operators.runtime.errors import USER_ERRORS, exit_on_user_error, one_line
 from operators.runtime.hydra_ddp import isolated_distributed_job, prepare_for_ddp_relaunch, uses_subprocess_ddp
 
@@ -61,8 +66,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         with open_dict(cfg):  # one wandb group per sweep
             cfg.logger.wandb.group = Path(HydraConfig.get().sweep.dir).name
 
+    init_ckpt = model_config_from_init_checkpoint(cfg)  # init_from_ckpt: the trained model's config + weights
     datamodule = build_datamodule(cfg)
     task = build_task(cfg)
+    if init_ckpt is not None:
+        init_weights_from_checkpoint(task, init_ckpt, cfg.init_from_ckpt)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path:
         check_compatible(load_checkpoint(ckpt_path), task, ckpt_path)

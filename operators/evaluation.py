@@ -2,12 +2,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 
 from operators.plotting import plot_prediction, plot_rollout_error
 from operators.tasks.base import default_metrics
+
+#: an extra evaluation metric: ``(pred, batch) -> per-sample values (B,)``
+ExtraMetric = Callable[[torch.Tensor, dict], torch.Tensor]
+
+
+def extra_metrics_for(task: Any, datamodule: Any, step_channels: int = 1) -> dict[str, ExtraMetric]:
+    """Metrics beyond :func:`default_metrics` for this task and data: physics residuals the data supports
+    (the ``H^-1`` Navier-Stokes residual for time-dependent NS vorticity, :mod:`operators.physics`) and whatever
+    the task exposes through an ``extra_metrics(datamodule)`` method."""
+    from operators.physics import residual_metrics_for
+
+    metrics: dict[str, ExtraMetric] = dict(residual_metrics_for(datamodule, step_channels))
+    hook = getattr(task, "extra_metrics", None)
+    if callable(hook):
+        metrics.update(hook(datamodule))
+    return metrics
 
 
 def per_step_relative_l2(pred: torch.Tensor, truth: torch.Tensor, step_channels: int) -> torch.Tensor:
@@ -35,15 +51,17 @@ def evaluate_split(
     step_channels: int,
     plot_dir: str | Path | None = None,
     label: str = "",
+    extra_metrics: dict[str, ExtraMetric] | None = None,
 ) -> dict[str, Any]:
     """Average every metric over all samples of ``batches``; for multi-step targets also the error per step.
 
     Returns ``{"rel_l2": ..., "rel_h1": ..., "mse": ..., "n_samples": ..., "rel_l2_per_step": [...]?,
-    "plots": [...]}``.
+    "plots": [...]}``, plus one entry per ``extra_metrics`` (averaged per sample).
     """
     task.eval().to(device)
     metrics = {name: m.to(device) for name, m in default_metrics().items()}
-    sums: dict[str, float] = {name: 0.0 for name in metrics}
+    extra_metrics = dict(extra_metrics or {})
+    sums: dict[str, float] = {name: 0.0 for name in [*metrics, *extra_metrics]}
     step_sum: torch.Tensor | None = None
     n = 0
     first: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -54,6 +72,8 @@ def evaluate_split(
         b = y.shape[0]
         for name, metric in metrics.items():
             sums[name] += float(metric(pred, y)) * b
+        for name, fn in extra_metrics.items():
+            sums[name] += float(fn(pred, batch).sum())
         steps = per_step_relative_l2(pred, y, step_channels).sum(0)
         step_sum = steps if step_sum is None else step_sum + steps
         if first is None:

@@ -7,7 +7,8 @@ Architecture (fields ``(B, C, S_x, S_y, T)``, 3-D FFTs over ``(x, y, t)``)::
         lifting spectral conv  (T_in steps -> latent_steps, resampled in temporal frequency)
         (n_layers - 1) x [ v <- act( FFN(SpectralConv(v)) + W v ) ]
         pointwise reduction to C channels
-        output spectral conv   (latent_steps -> T_out steps by zero-padding the temporal spectrum)
+        output spectral conv   (latent_steps -> T_out steps by zero-padding the temporal spectrum, the time axis
+                                zero-padded in front so the trajectory need not be periodic in time)
     --> w(t_Tin) + increments  =  w(t_Tin+1 .. t_Tin+T_out)
 
 ``n_layers`` counts every hidden spectral convolution (the lifting one included, as the paper's code), so
@@ -25,13 +26,17 @@ parameters in the reference code; here :meth:`SFNO.count_parameters` = 9,239,371
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from operators.layers import ChannelLinear, ChannelMLP, SpectralConv, get_activation
-from operators.layers.space_time import ChannelLayerNorm, ResamplingSpectralConv, SpaceTimePositionalEncoding
+from operators.layers.space_time import (
+    ChannelLayerNorm,
+    ResamplingSpectralConv,
+    SpaceTimePositionalEncoding,
+)
 
 
 class SpaceTimeBlock(nn.Module):
@@ -119,7 +124,7 @@ class SFNO(nn.Module):
         )
         self.reduction = ChannelLinear(self.width, self.out_channels)
         out_modes = modes if output_modes is None else tuple(int(m) for m in output_modes)
-        self.output = ResamplingSpectralConv(self.out_channels, self.out_channels, out_modes)
+        self.output = ResamplingSpectralConv(self.out_channels, self.out_channels, out_modes, time_padding=True)
 
     # ------------------------------------------------------------------ utilities
     def count_parameters(self, trainable_only: bool = True) -> int:
@@ -127,9 +132,13 @@ class SFNO(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def enlarge_output_modes(self, modes: Sequence[int | None]) -> None:
-        """Replace the output spectral layer by one with ``modes`` (``None`` entries: keep the current value;
-        values are clipped below at the current modes); trained low-mode weights are copied, new ones are 0."""
+        """Replace the output spectral layer by one with ``modes`` (values are clipped below at the current
+        modes; a ``None`` spatial entry keeps the current value, a ``None`` temporal entry takes every temporal
+        mode of the latent trajectory); trained low-mode weights are copied, the new ones start at 0."""
         current = self.output.modes
+        modes = list(modes)
+        if modes[-1] is None:
+            modes[-1] = self.output.max_time_modes(self.latent_steps)
         target = tuple(c if m is None else max(int(m), c) for m, c in zip(modes, current))
         if target != current:
             self.output = self.output.enlarged(target)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -85,12 +85,20 @@ class ResamplingSpectralConv(SpectralConv):
     depend on ``T_in``, ``T_out`` or the spatial resolution. The temporal modes used are
     ``min(modes_t, T_in // 2 + 1, T_out // 2 + 1)`` (any number of output steps works).
 
+    With ``time_padding=True`` the time axis is first zero-padded in front to twice its length and the output
+    window is twice ``T_out`` long, of which the last ``T_out`` steps are returned: the wrap-around of the
+    periodic temporal Fourier series happens in the discarded half, so the returned steps can carry a trend
+    (a trajectory is not periodic in time). The padded window is the same physical time interval whatever
+    ``T_out``, so ``T_out = r * T`` samples the same trajectory ``r`` times more finely. Temporal modes are
+    then bounded by ``T_in + 1`` and ``T_out + 1``.
+
     Shapes: ``(B, C_in, *S, T_in) -> (B, C_out, *S, T_out)``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, modes: Sequence[int], out_steps: int | None = None,
-                 bias: bool = False, init: str = "uniform") -> None:
+                 bias: bool = False, init: str = "uniform", time_padding: bool = False) -> None:
         super().__init__(in_channels, out_channels, modes, bias=bias, fft_norm="forward")
+        self.time_padding = bool(time_padding)
         if self.share_corner_weights:  # pragma: no cover - never set here
             raise ValueError("ResamplingSpectralConv does not share corner weights")
         self.out_steps = None if out_steps is None else int(out_steps)
@@ -101,7 +109,7 @@ class ResamplingSpectralConv(SpectralConv):
             raise ValueError(f"ResamplingSpectralConv: init={init!r} is not allowed; use uniform or zeros")
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", out_steps={self.out_steps}"
+        return super().extra_repr() + f", out_steps={self.out_steps}, time_padding={self.time_padding}"
 
     def forward(self, x: torch.Tensor, out_steps: int | None = None) -> torch.Tensor:  # type: ignore[override]
         if x.dim() != self.n_dim + 2:
@@ -116,6 +124,10 @@ class ResamplingSpectralConv(SpectralConv):
         if any(s < n for s, n in zip(spatial, need)):
             raise ValueError(f"SpectralConv modes={self.modes} need a grid of at least {'x'.join(map(str, need))}; "
                              f"got resolution {spatial}")
+        t_keep = t_out
+        if self.time_padding:
+            x = torch.nn.functional.pad(x, (x.shape[-1], 0))
+            t_out = 2 * t_out
         n_in = x.shape[-1]
         m_t = min(self.modes[-1], n_in // 2 + 1, t_out // 2 + 1)
         in_dtype = x.dtype
@@ -133,9 +145,15 @@ class ResamplingSpectralConv(SpectralConv):
             y = torch.fft.irfftn(out_ft, s=spatial + (t_out,), dim=dims, norm="forward")
             if self.bias is not None:
                 y = y + self.bias.to(y.dtype)
+        if self.time_padding:
+            y = y[..., -t_keep:]
         return y.to(in_dtype)
 
-    def enlarged(self, modes: Sequence[int]) -> "ResamplingSpectralConv":
+    def max_time_modes(self, t_in: int) -> int:
+        """Number of temporal modes of an input with ``t_in`` steps (all of them: no truncation)."""
+        return (2 * t_in if self.time_padding else t_in) // 2 + 1
+
+    def enlarged(self, modes: Sequence[int]) -> ResamplingSpectralConv:
         """A copy with more modes (per dim ``>=`` the current ones): the trained weights are copied into the
         matching low frequencies (positive and negative spatial ones), the new high frequencies start at zero,
         so the copy computes exactly the same map until it is trained."""
@@ -143,10 +161,10 @@ class ResamplingSpectralConv(SpectralConv):
         if len(modes) != self.n_dim or any(m < o for m, o in zip(modes, self.modes)):
             raise ValueError(f"enlarged: modes={modes} must be >= the current modes {self.modes} in every dim")
         new = ResamplingSpectralConv(self.in_channels, self.out_channels, modes, out_steps=self.out_steps,
-                                     bias=self.bias is not None, init="zeros")
+                                     bias=self.bias is not None, init="zeros", time_padding=self.time_padding)
         new = new.to(device=self.weight.device, dtype=self.weight.dtype)
         with torch.no_grad():
-            src_dims, dst_dims = [], []
+            src_dims = []
             for old_m, new_m in zip(self.modes[:-1], modes[:-1]):
                 # stored order: [0, m) positive frequencies 0..m-1, [m, 2m) negative frequencies -m..-1
                 src_dims.append(((slice(0, old_m), slice(0, old_m)),

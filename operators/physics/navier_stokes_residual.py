@@ -24,8 +24,10 @@ Discretisation:
 """
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -100,7 +102,7 @@ class NavierStokesResidual(nn.Module):
         return f"nu={self.nu}, dt={self.dt}, dealias={self.dealias}, time_order={self.time_order}"
 
     @classmethod
-    def from_datamodule(cls, datamodule: Any, **kwargs: Any) -> "NavierStokesResidual":
+    def from_datamodule(cls, datamodule: Any, **kwargs: Any) -> NavierStokesResidual:
         """Viscosity, forcing and snapshot spacing of a ``GridDataModule`` of ``navier_stokes`` data."""
         problem = datamodule.problem
         if getattr(problem, "name", None) != "navier_stokes":
@@ -110,7 +112,7 @@ class NavierStokesResidual(nn.Module):
         amplitude = float(problem.forcing_amplitude)
         steps = datamodule.target_steps or []
         stride = steps[1] - steps[0] if len(steps) > 1 else 1
-        if any(b - a != stride for a, b in zip(steps, steps[1:])):
+        if any(b - a != stride for a, b in itertools.pairwise(steps)):
             raise ValueError(f"the Navier-Stokes residual needs equally spaced target steps; got {steps}")
         force = None if amplitude == 0 else (lambda n: ns_forcing(n, amplitude))
         return cls(nu=float(problem.nu), forcing=force, dt=float(problem.record_every) * stride, **kwargs)

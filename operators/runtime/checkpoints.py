@@ -64,3 +64,61 @@ def check_compatible(ckpt: dict[str, Any], module: nn.Module, path: str | Path) 
                 f"checkpoint {str(path)!r} does not match the configured model: {key} has shape "
                 f"{tuple(stored[key].shape)} in the checkpoint but {tuple(value.shape)} in the model"
             )
+
+
+def model_config_from_init_checkpoint(cfg: Any) -> dict[str, Any] | None:
+    """For ``init_from_ckpt=<file>`` (initialise a new run from a checkpoint's weights, e.g. the
+    Spectral-Refiner's fine-tuning of a trained SFNO): load the checkpoint and make the run's ``model`` config
+    the checkpoint's (so the network has the trained architecture; ``model.*`` overrides are replaced).
+    Returns the loaded checkpoint, or ``None`` when ``init_from_ckpt`` is not set. Unlike ``ckpt_path`` nothing
+    else (optimizer, scheduler, epoch, RNG) is restored."""
+    from omegaconf import open_dict
+
+    path = cfg.get("init_from_ckpt")
+    if not path:
+        return None
+    ckpt = load_checkpoint(path)
+    model_cfg = checkpoint_config(ckpt).get("model")
+    if model_cfg is None:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds no model config")
+    with open_dict(cfg):
+        cfg.model = model_cfg
+    return ckpt
+
+
+def init_weights_from_checkpoint(module: nn.Module, ckpt: dict[str, Any], path: str | Path) -> None:
+    """Copy a checkpoint's network weights (and matching normaliser statistics) into ``module``, a task.
+
+    A task may define ``load_pretrained_state_dict(state_dict)`` to adapt the stored weights (the
+    Spectral-Refiner embeds a trained output layer into its enlarged one); otherwise the ``network.*`` weights
+    must match exactly (same keys and shapes)."""
+    meta = ckpt[CHECKPOINT_KEY]
+    network = getattr(module, "network", None)
+    if network is not None and meta.get("network_class"):
+        current = f"{type(network).__module__}.{type(network).__qualname__}"
+        if meta["network_class"] != current:
+            raise CheckpointError(f"init_from_ckpt {str(path)!r} holds a {meta['network_class']} but the "
+                                  f"configured model is {current}")
+    stored = ckpt["state_dict"]
+    loader = getattr(module, "load_pretrained_state_dict", None)
+    try:
+        if callable(loader):
+            loader(stored)
+        else:
+            own = module.state_dict()
+            net = {k: v for k, v in stored.items() if k.startswith("network.")}
+            missing = [k for k in own if k.startswith("network.") and k not in net]
+            bad = [k for k, v in net.items() if k not in own or tuple(own[k].shape) != tuple(v.shape)]
+            if missing or bad:
+                raise CheckpointError(f"init_from_ckpt {str(path)!r} does not fit the model: missing {missing[:3]}, "
+                                      f"mismatched {bad[:3]}")
+            module.load_state_dict(net, strict=False)
+    except RuntimeError as exc:
+        raise CheckpointError(f"init_from_ckpt {str(path)!r} does not fit the model: "
+                              f"{str(exc).splitlines()[0]}") from None
+    # normaliser statistics travel with the weights they were trained with
+    own = module.state_dict()
+    extra = {k: v for k, v in stored.items() if not k.startswith("network.") and k in own
+             and tuple(own[k].shape) == tuple(v.shape) and "normalizer" in k}
+    if extra:
+        module.load_state_dict(extra, strict=False)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,7 +31,7 @@ class SpectralRefiner(OperatorTask):
     Args:
         network: an SFNO (needs ``output``, ``latent``, ``enlarge_output_modes``, ``latent_steps``).
         refine_modes: modes ``(m_x, m_y, m_t)`` of the refined output layer; ``null`` entries: spatial ones keep
-            the trained modes, the temporal one becomes the full ``latent_steps // 2 + 1`` (no truncation).
+            the trained modes, the temporal one takes every temporal mode of the latent trajectory (no truncation).
             The configs use ``resolution / 2`` in space: every mode of the refinement grid.
         time_refinement: the residual is evaluated on a trajectory ``time_refinement`` times finer in time than
             the data (the SFNO outputs any number of steps), so the finite-difference time derivative is accurate.
@@ -61,8 +62,6 @@ class SpectralRefiner(OperatorTask):
         modes = list(refine_modes) if refine_modes is not None else [None, None, None]
         if len(modes) != 3:
             raise ValueError(f"refine_modes must have 3 entries (x, y, t); got {refine_modes}")
-        if modes[2] is None:
-            modes[2] = network.latent_steps // 2 + 1
         network.enlarge_output_modes(modes)
         # the stage-1 output layer (frozen), kept to report the metrics before refinement
         self.initial_output = copy.deepcopy(network.output)
@@ -113,7 +112,8 @@ class SpectralRefiner(OperatorTask):
         if key in state and tuple(state[key].shape) != tuple(target.weight.shape):
             w = state[key]
             old_modes = (w.shape[2] // 2, w.shape[3] // 2, w.shape[4])
-            old = ResamplingSpectralConv(w.shape[0], w.shape[1], old_modes, bias=target.bias is not None)
+            old = ResamplingSpectralConv(w.shape[0], w.shape[1], old_modes, bias=target.bias is not None,
+                                         time_padding=target.time_padding)
             with torch.no_grad():
                 old.weight.copy_(w)
                 if target.bias is not None:
