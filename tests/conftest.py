@@ -75,3 +75,18 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def train_in_process(overrides: list[str], output_dir: Path) -> dict:
+    """Compose ``conf/train.yaml`` with ``overrides`` (Hydra's compose API) and run ``train.train`` in this
+    process, writing to ``output_dir``; returns the metrics dict."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    import train as train_module
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[*overrides, f"paths.output_dir={output_dir}",
+                                                      f"hydra.run.dir={output_dir}"], return_hydra_config=True)
+        HydraConfig().set_config(cfg)
+        return train_module.train(cfg)

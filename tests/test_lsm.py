@@ -20,7 +20,7 @@ from operators.layers.unet_blocks import DoubleConv, Down, Up
 from operators.lsm import LSM
 from operators.runtime import resolvers  # noqa: F401
 from operators.tasks.rollout import AutoregressiveRollout
-from tests.conftest import CONF, tiny_darcy
+from tests.conftest import CONF, tiny_darcy, train_in_process
 
 
 def _tiny(in_channels: int = 1, out_channels: int = 1, **kw) -> LSM:
@@ -227,19 +227,11 @@ def test_works_as_rollout_step_map() -> None:
 
 
 def test_train_lsm_darcy_tiny(data_dir: Path, tmp_path: Path) -> None:
-    from hydra.core.hydra_config import HydraConfig
-
-    import train as train_module
-
     overrides = [o for o in tiny_darcy(data_dir) if not o.startswith(("model.", "data=", "trainer.max_epochs"))]
     overrides += ["data=darcy_small", "model=lsm", "model.width=8", "model.num_heads=4", "model.patch_size=[2,2]",
                   "model.num_basis=4", "model.num_tokens=2", "model.projection_channels=16", "trainer.max_epochs=1",
                   "task/scheduler=step", "task.optimizer.lr=5e-4", "callbacks.prediction_plot=null"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*overrides, f"paths.output_dir={tmp_path}",
-                                                      f"hydra.run.dir={tmp_path}"], return_hydra_config=True)
-        HydraConfig().set_config(cfg)
-        metrics = train_module.train(cfg)
+    metrics = train_in_process(overrides, tmp_path)
     stored = json.loads((tmp_path / "metrics.json").read_text())
     assert stored["test/rel_l2"] == pytest.approx(metrics["test/rel_l2"])
     assert math.isfinite(stored["test/rel_l2"]) and 0 < stored["test/rel_l2"] < 5.0

@@ -7,16 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from torch import nn
 
-import train as train_module
 from datasets.pdes.darcy import Darcy
 from operators.layers.multigrid import Prolongation, VCycle, check_multigrid_size
 from operators.mgno import MgNO
 from operators.runtime import resolvers  # noqa: F401
-from tests.conftest import CONF, run_entry_point, tiny_darcy
+from tests.conftest import CONF, run_entry_point, tiny_darcy, train_in_process
 
 PAPER_PARAMS = 572_662  # the paper reports 0.57M for its Darcy model
 
@@ -223,14 +221,6 @@ def test_pad_to_multiple_crops_back(mode: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- training
-def _train_in_process(overrides: list[str], output_dir: Path) -> dict:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*overrides, f"paths.output_dir={output_dir}",
-                                                      f"hydra.run.dir={output_dir}"], return_hydra_config=True)
-        HydraConfig().set_config(cfg)
-        return train_module.train(cfg)
-
-
 def _tiny_mgno(data_dir: Path) -> list[str]:
     """experiment=mgno_darcy on the 17x17 tiny Darcy set of the other tests (same data cache): 3 levels, the
     17-point grid padded to 20 inside the model; one-cycle per batch, relative H1 loss as in the experiment."""
@@ -240,7 +230,7 @@ def _tiny_mgno(data_dir: Path) -> list[str]:
 
 
 def test_train_mgno_through_the_entry_point(data_dir: Path, tmp_path: Path) -> None:
-    metrics = _train_in_process(_tiny_mgno(data_dir), tmp_path)
+    metrics = train_in_process(_tiny_mgno(data_dir), tmp_path)
     assert 0 < metrics["test/rel_l2"] < 2.0 and metrics["n_parameters"] > 0
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["pdeforge"]["config"]["model"]["_target_"] == "operators.mgno.MgNO"
@@ -251,7 +241,7 @@ def test_train_mgno_through_the_entry_point(data_dir: Path, tmp_path: Path) -> N
 
 def test_train_rejects_a_grid_the_vcycle_cannot_coarsen(data_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs grid sizes divisible by .* got 17x17"):
-        _train_in_process([*_tiny_mgno(data_dir), "model.pad_to_multiple=false"], tmp_path)
+        train_in_process([*_tiny_mgno(data_dir), "model.pad_to_multiple=false"], tmp_path)
 
 
 def test_train_cli_reports_the_grid_error_on_one_line(data_dir: Path, tmp_path: Path) -> None:

@@ -6,23 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-
-import train as train_module
-from tests.conftest import CONF, run_entry_point, tiny_burgers, tiny_darcy
-
-
-def _train_in_process(overrides: list[str], output_dir: Path) -> dict:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*overrides, f"paths.output_dir={output_dir}",
-                                                      f"hydra.run.dir={output_dir}"], return_hydra_config=True)
-        HydraConfig().set_config(cfg)
-        return train_module.train(cfg)
+from tests.conftest import run_entry_point, tiny_burgers, tiny_darcy, train_in_process
 
 
 def test_train_darcy_writes_metrics_and_checkpoints(data_dir: Path, tmp_path: Path) -> None:
-    metrics = _train_in_process(tiny_darcy(data_dir), tmp_path)
+    metrics = train_in_process(tiny_darcy(data_dir), tmp_path)
     stored = json.loads((tmp_path / "metrics.json").read_text())
     assert stored["test/rel_l2"] == pytest.approx(metrics["test/rel_l2"])
     assert 0 < stored["test/rel_l2"] < 2.0
@@ -41,11 +29,11 @@ def test_resume_reproduces_uninterrupted_training(data_dir: Path, tmp_path: Path
     # a step schedule: cosine annealing would depend on max_epochs, which differs between the runs
     base = [*tiny_darcy(data_dir), "callbacks.prediction_plot=null", "task/scheduler=step", "task.scheduler.step_size=1"]
     straight = tmp_path / "straight"
-    _train_in_process([*base, "trainer.max_epochs=3", "test=false"], straight)
+    train_in_process([*base, "trainer.max_epochs=3", "test=false"], straight)
     first = tmp_path / "first"
-    _train_in_process([*base, "trainer.max_epochs=2", "test=false"], first)
+    train_in_process([*base, "trainer.max_epochs=2", "test=false"], first)
     resumed = tmp_path / "resumed"
-    _train_in_process([*base, "trainer.max_epochs=3", "test=false",
+    train_in_process([*base, "trainer.max_epochs=3", "test=false",
                        f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}"], resumed)
     a = torch.load(straight / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     b = torch.load(resumed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
@@ -62,7 +50,7 @@ def test_train_burgers_with_rollout_data_shapes(data_dir: Path, tmp_path: Path) 
     overrides = [*tiny_burgers(data_dir), "model=fno", "model.width=8", "model.modes=[8]",
                  "model.projection_channels=16", "trainer.max_epochs=2", "logger=csv",
                  "callbacks.rich_model_summary=null", "trainer.enable_progress_bar=false"]
-    metrics = _train_in_process(overrides, tmp_path)
+    metrics = train_in_process(overrides, tmp_path)
     assert 0 < metrics["test/rel_l2"] < 5
     assert (tmp_path / "plots").is_dir() and any((tmp_path / "plots").glob("*.png"))
 
@@ -81,13 +69,13 @@ def test_train_cli_with_wandb_offline(data_dir: Path, tmp_path: Path) -> None:
 
 def test_train_bf16_mixed_precision(data_dir: Path, tmp_path: Path) -> None:
     """bf16 autocast (what `trainer=gpu trainer.precision=bf16-mixed` uses) on the CPU: FFTs stay in float32."""
-    metrics = _train_in_process([*tiny_darcy(data_dir), "trainer.precision=bf16-mixed"], tmp_path)
+    metrics = train_in_process([*tiny_darcy(data_dir), "trainer.precision=bf16-mixed"], tmp_path)
     assert 0 < metrics["test/rel_l2"] < 2
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_train_on_gpu_bf16_with_data_on_device(data_dir: Path, tmp_path: Path) -> None:
-    metrics = _train_in_process([*tiny_darcy(data_dir), "trainer=gpu", "trainer.precision=bf16-mixed",
+    metrics = train_in_process([*tiny_darcy(data_dir), "trainer=gpu", "trainer.precision=bf16-mixed",
                                  "data.data_on_device=true"], tmp_path)
     assert 0 < metrics["test/rel_l2"] < 2
