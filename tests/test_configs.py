@@ -59,3 +59,21 @@ def test_paper_model_sizes(experiment: str, params) -> None:
 def test_paths_point_outside_the_tree(tmp_path: Path) -> None:
     cfg = _compose([f"paths.data_dir={tmp_path}", "paths.output_dir=/tmp/x"])
     assert cfg.data.data_dir == str(tmp_path)
+
+
+def test_slurm_launcher_starts_one_task_per_gpu() -> None:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["launcher=slurm", "trainer=ddp", "trainer.devices=4",
+                                                      "trainer.num_nodes=2", "paths.output_dir=/tmp/x"],
+                      return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert launcher.tasks_per_node == 4 and launcher.gpus_per_node == 4 and launcher.nodes == 2
+
+
+def test_optuna_search_space_and_direction() -> None:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["hparams_search=optuna", "paths.output_dir=/tmp/x"],
+                      return_hydra_config=True)
+    assert cfg.hydra.sweeper.direction == "minimize" and cfg.optimized_metric == "val/rel_l2_best"
+    assert "task.optimizer.lr" in cfg.hydra.sweeper.params
