@@ -65,8 +65,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         if cfg.eval.batch_size:
             overrides["batch_size"] = int(cfg.eval.batch_size)
         datamodule = instantiate(run_cfg.data, **overrides, _recursive_=False)
-        datamodule.prepare_data()
-        datamodule.setup("test" if split == "test" else "fit")
+        # only the evaluated split is generated (if missing) and loaded, not the training data
         loader = {"train": datamodule.train_dataloader, "val": datamodule.val_dataloader,
                   "test": datamodule.test_dataloader}[split]()
         log.info("evaluating %s split at resolution %d", split, res)

@@ -36,6 +36,9 @@ def test_evaluate_at_several_resolutions(trained_run: Path, data_dir: Path, tmp_
         assert out["results"][res]["n_samples"] == 4
     assert (tmp_path / "plots" / "prediction_res33.png").is_file()
     assert "rel L2" in proc.stdout
+    # at the new resolution only the evaluated split was generated
+    new = [d for d in (data_dir / "darcy").iterdir() if '"resolution":33' in (d / "config.json").read_text().replace(" ", "")]
+    assert new and all((d / "test.h5").is_file() and not (d / "train.h5").exists() for d in new)
 
 
 def test_evaluate_rollout_error_per_step(data_dir: Path, tmp_path: Path) -> None:
