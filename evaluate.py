@@ -99,8 +99,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         logger.log_metrics(flat, step=0)
         if hasattr(logger, "log_image"):
             for res, out in results["results"].items():
-                if out["plots"]:
-                    logger.log_image(key=f"eval/res{res}", images=out["plots"], step=0)
+                for plot in out["plots"]:  # one key per figure: wandb wants equal sizes within a key
+                    logger.log_image(key=f"eval/res{res}/{Path(plot).stem}", images=[plot], step=0)
         logger.finalize("success")
     try:
         import wandb
