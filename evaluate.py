@@ -19,7 +19,7 @@ from rich.table import Table
 
 from operators.evaluation import evaluate_split, extra_metrics_for
 from operators.runtime import resolvers  # noqa: F401
-from operators.runtime.builders import build_loggers, instantiate
+from operators.runtime.builders import build_loggers, finish_wandb, instantiate
 from operators.runtime.checkpoints import check_compatible, checkpoint_config, load_checkpoint
 from operators.runtime.errors import exit_on_user_error
 
@@ -102,13 +102,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                 for plot in out["plots"]:  # one key per figure: wandb wants equal sizes within a key
                     logger.log_image(key=f"eval/res{res}/{Path(plot).stem}", images=[plot], step=0)
         logger.finalize("success")
-    try:
-        import wandb
-
-        if wandb.run is not None:
-            wandb.finish()
-    except ImportError:  # pragma: no cover
-        pass
+    finish_wandb()
     print(f"[pdeforge] metrics written to {output_dir / 'metrics.json'}", flush=True)
     return results
 

@@ -27,6 +27,7 @@ from operators.runtime.builders import (
     build_loggers,
     build_task,
     check_network_fits_data,
+    finish_wandb,
     instantiate,
     resolved_run_config,
 )
@@ -44,16 +45,6 @@ log = logging.getLogger("pdeforge.train")
 
 def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def _finish_wandb() -> None:
-    try:
-        import wandb
-
-        if wandb.run is not None:
-            wandb.finish()
-    except ImportError:  # pragma: no cover - wandb is a dependency
-        pass
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -114,7 +105,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                             if isinstance(metrics.get(k), float))
         log.info("finished in %.1f s: %s", time.time() - start, summary)
         print(f"[pdeforge] {summary}  (metrics: {output_dir / 'metrics.json'})", flush=True)
-    _finish_wandb()
+    finish_wandb()
     return metrics
 
 
@@ -124,7 +115,7 @@ def run(cfg: DictConfig) -> float:
         with isolated_distributed_job():
             metrics = train(cfg)
     except USER_ERRORS + (RuntimeError,) as exc:
-        _finish_wandb()
+        finish_wandb()
         if not _in_multirun():
             raise
         # a crashed or diverged trial must not kill the sweep: report it and return the worst value

@@ -7,6 +7,8 @@ with ``reduction="none"``, to the ``(B,)`` per-sample values.
 
 from __future__ import annotations
 
+import abc
+
 import math
 
 import torch
@@ -23,7 +25,7 @@ def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
     return per_sample
 
 
-class _PerSampleLoss(nn.Module):
+class _PerSampleLoss(nn.Module, abc.ABC):
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         if reduction not in _REDUCTIONS:
@@ -40,8 +42,9 @@ class _PerSampleLoss(nn.Module):
         if pred.dim() < 2:
             raise ValueError(f"expected (B, C, *S) tensors; got shape {tuple(pred.shape)}")
 
-    def per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss of every sample: ``(B, C, *S), (B, C, *S) -> (B,)``."""
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         self._check(pred, target)

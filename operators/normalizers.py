@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import abc
+
 from typing import Sequence
 
 import torch
 from torch import nn
 
 
-class _Normalizer(nn.Module):
+class _Normalizer(nn.Module, abc.ABC):
     """Common API: ``fit(x)``, ``encode(x)``, ``decode(x)``; ``forward`` is ``encode``.
     A boolean ``fitted`` buffer records whether :meth:`fit` was called (or a fitted
     state was loaded)."""
@@ -21,14 +23,17 @@ class _Normalizer(nn.Module):
     def is_fitted(self) -> bool:
         return bool(self.fitted.item())
 
-    def fit(self, x: torch.Tensor) -> "_Normalizer":  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def fit(self, x: torch.Tensor) -> "_Normalizer":
+        """Fit the statistics on the training tensor ``x`` ``(N, C, *S)``."""
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Physical -> normalised."""
 
-    def decode(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised -> physical."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode(x)

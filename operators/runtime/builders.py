@@ -88,3 +88,11 @@ def check_network_fits_data(task: pl.LightningModule, datamodule: Any) -> None:
             f"model output shape {tuple(pred.shape[1:])} does not match the target shape {tuple(y.shape[1:])}; "
             "set model.out_channels to the target channels, or use task=rollout for time-dependent data"
         )
+
+
+def finish_wandb() -> None:
+    """Close the active wandb run (if any) so the next job of a sweep starts its own run."""
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish()
