@@ -47,7 +47,7 @@ class Toy(PDEProblem):
 
 
 class Interrupt(Exception):
-    pass
+    """Raised by a patched generator to simulate a killed generation."""
 
 
 def interrupt_after(problem: PDEProblem, n_calls: int, monkeypatch: pytest.MonkeyPatch) -> None:
