@@ -12,26 +12,22 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from datasets.pdes.base import resolve_device
 from operators.evaluation import evaluate_split, extra_metrics_for
 from operators.runtime import resolvers  # noqa: F401
 from operators.runtime.builders import build_loggers, finish_wandb, instantiate
-from operators.runtime.checkpoints import check_compatible, checkpoint_config, load_checkpoint
+from operators.runtime.checkpoints import (
+    check_compatible,
+    checkpoint_config,
+    load_checkpoint,
+)
 from operators.runtime.errors import exit_on_user_error
 
 log = logging.getLogger("pdeforge.evaluate")
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise ValueError(f"eval.device={name!r} is not allowed; use auto, cpu or cuda[:N]")
-    return torch.device(name)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -44,7 +40,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     check_compatible(ckpt, task, cfg.ckpt_path)
     task.load_state_dict(ckpt["state_dict"])
     task.run_config = OmegaConf.to_container(run_cfg)
-    device = _device(cfg.eval.device)
+    device = resolve_device(cfg.eval.device)
 
     trained_res = int(run_cfg.data.resolution)
     resolutions = list(cfg.eval.resolutions) if cfg.eval.resolutions else [trained_res]

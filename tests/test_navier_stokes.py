@@ -150,3 +150,22 @@ def test_cuda_matches_cpu() -> None:
     cpu = make_problem("navier_stokes", **p).generate(0, "test", [0, 1])["w"]
     gpu = make_problem("navier_stokes", device="cuda", **p).generate(0, "test", [0, 1])["w"]
     np.testing.assert_allclose(gpu, cpu, rtol=0, atol=1e-5)
+
+
+def test_time_stepping_lands_on_the_output_times() -> None:
+    """The shared marcher splits each interval into equal steps <= dt and rejects bad time lists."""
+    from datasets.pdes.time_stepping import check_output_times, march_to_snapshots
+
+    taken: list[tuple[float, int]] = []
+
+    def advance(state, h, steps):
+        taken.append((h, steps))
+        return state + h * steps  # d(state)/dt = 1: the state is the elapsed time
+
+    out = march_to_snapshots(torch.zeros(1, 1, dtype=torch.float64), [0.0, 0.25, 1.0], 0.1, advance, lambda s: s, "toy")
+    assert torch.allclose(out[0, :, 0], torch.tensor([0.0, 0.25, 1.0], dtype=torch.float64))
+    assert [s for _, s in taken] == [3, 8] and all(h <= 0.1 for h, _ in taken)
+    with pytest.raises(ValueError, match="non-negative increasing"):
+        check_output_times([1.0, 0.5])
+    with pytest.raises(RuntimeError, match="toy solution became non-finite"):
+        march_to_snapshots(torch.zeros(1, 1), [1.0], 0.5, lambda s, h, n: s / 0.0, lambda s: s, "toy")

@@ -26,6 +26,7 @@ from datasets.pdes.base import (
     check_periodic_subsampling,
     check_positive,
 )
+from datasets.pdes.time_stepping import check_output_times, march_to_snapshots
 
 
 def wavenumbers(n: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -79,9 +80,7 @@ def solve_burgers(
         raise ValueError(f"u0 must have shape (batch, n), got {tuple(u0.shape)}")
     device = u0.device
     n = u0.shape[-1]
-    times = [float(t) for t in times]
-    if any(b < a for a, b in zip(times, times[1:])) or (times and times[0] < 0):
-        raise ValueError(f"times={times} is not allowed; use non-negative increasing times")
+    times = check_output_times(times)
     k = wavenumbers(n, device)
     ik = 1j * 2 * math.pi * k
     lin = -nu * (2 * math.pi * k) ** 2
@@ -92,27 +91,18 @@ def solve_burgers(
         u = torch.fft.irfft(v * mask, n=n)
         return g * torch.fft.rfft(u * u)
 
-    v = torch.fft.rfft(u0.to(torch.float64))
-    out = []
-    t = 0.0
     cache: dict[float, dict[str, torch.Tensor]] = {}
-    for t_next in times:
-        interval = t_next - t
-        if interval > 0:
-            steps = max(1, math.ceil(interval / dt - 1e-9))
-            h = interval / steps
-            c = cache.get(h)
-            if c is None:
-                c = cache[h] = etdrk4_coefficients(lin, h, n_contour)
-            for _ in range(steps):
-                v = etdrk4_step(v, nonlinear, c)
-        u = torch.fft.irfft(v, n=n)
-        if not torch.isfinite(u).all():
-            raise RuntimeError(f"Burgers solution became non-finite before t={t_next}; dt={dt} is too large "
-                               "for this flow, use a smaller dt")
-        out.append(u)
-        t = t_next
-    return torch.stack(out, dim=1)
+
+    def advance(v: torch.Tensor, h: float, steps: int) -> torch.Tensor:
+        c = cache.get(h)
+        if c is None:
+            c = cache[h] = etdrk4_coefficients(lin, h, n_contour)
+        for _ in range(steps):
+            v = etdrk4_step(v, nonlinear, c)
+        return v
+
+    return march_to_snapshots(torch.fft.rfft(u0.to(torch.float64)), times, dt, advance,
+                              lambda v: torch.fft.irfft(v, n=n), "Burgers")
 
 
 def etdrk4_step(v: torch.Tensor, nonlinear, c: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -39,6 +39,7 @@ from datasets.pdes.base import (
     check_periodic_subsampling,
     check_positive,
 )
+from datasets.pdes.time_stepping import check_output_times, march_to_snapshots
 
 _DTYPES = {"float64": (torch.float64, torch.complex128), "float32": (torch.float32, torch.complex64)}
 
@@ -98,9 +99,7 @@ def solve_navier_stokes(
     """
     if w0.ndim != 3 or w0.shape[-1] != w0.shape[-2]:
         raise ValueError(f"w0 must have shape (batch, n, n), got {tuple(w0.shape)}")
-    times = [float(t) for t in times]
-    if any(b < a for a, b in zip(times, times[1:])) or (times and times[0] < 0):
-        raise ValueError(f"times={times} is not allowed; use non-negative increasing times")
+    times = check_output_times(times)
     real_dtype = w0.dtype if w0.dtype in (torch.float32, torch.float64) else torch.float64
     w0 = w0.to(real_dtype)
     n = w0.shape[-1]
@@ -114,28 +113,19 @@ def solve_navier_stokes(
         adv = torch.fft.rfft2(u * wx + v * wy) * grid.dealias
         return -adv if f_hat is None else f_hat - adv
 
-    w_hat = torch.fft.rfft2(w0)
-    out = []
-    t = 0.0
-    for t_next in times:
-        interval = t_next - t
-        if interval > 0:
-            steps = max(1, math.ceil(interval / dt - 1e-9))
-            h = interval / steps
-            explicit = 1.0 - 0.5 * h * nu * grid.k2
-            implicit = 1.0 / (1.0 + 0.5 * h * nu * grid.k2)
-            for _ in range(steps):
-                n0 = nonlinear(w_hat)
-                base = explicit * w_hat
-                w_star = (base + h * n0) * implicit
-                w_hat = (base + 0.5 * h * (n0 + nonlinear(w_star))) * implicit
-        w = torch.fft.irfft2(w_hat, s=(n, n))
-        if not torch.isfinite(w).all():
-            raise RuntimeError(f"Navier-Stokes solution became non-finite before t={t_next}; dt={dt} is too "
-                               "large for this flow, use a smaller dt")
-        out.append(w)
-        t = t_next
-    return torch.stack(out, dim=1)
+    def advance(w_hat: torch.Tensor, h: float, steps: int) -> torch.Tensor:
+        # Crank-Nicolson for nu Lap w, Heun (explicit RK2) for advection + forcing
+        explicit = 1.0 - 0.5 * h * nu * grid.k2
+        implicit = 1.0 / (1.0 + 0.5 * h * nu * grid.k2)
+        for _ in range(steps):
+            n0 = nonlinear(w_hat)
+            base = explicit * w_hat
+            w_star = (base + h * n0) * implicit
+            w_hat = (base + 0.5 * h * (n0 + nonlinear(w_star))) * implicit
+        return w_hat
+
+    return march_to_snapshots(torch.fft.rfft2(w0), times, dt, advance,
+                              lambda w_hat: torch.fft.irfft2(w_hat, s=(n, n)), "Navier-Stokes")
 
 
 class NavierStokes(PDEProblem):

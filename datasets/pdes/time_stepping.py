@@ -1,0 +1,59 @@
+"""Marching a spectral state through a list of output times, shared by the time-dependent solvers.
+
+Each interval between consecutive output times is split into the fewest equal steps ``h <= dt``, so the
+snapshots fall exactly on the requested times whatever ``dt`` is.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+
+
+def check_output_times(times: Sequence[float]) -> list[float]:
+    """``times`` as floats; a one-line ValueError unless they are non-negative and non-decreasing."""
+    out = [float(t) for t in times]
+    if any(b < a for a, b in zip(out, out[1:])) or (out and out[0] < 0):
+        raise ValueError(f"times={out} is not allowed; use non-negative increasing times")
+    return out
+
+
+def march_to_snapshots(
+    state: torch.Tensor,
+    times: Sequence[float],
+    dt: float,
+    advance: Callable[[torch.Tensor, float, int], torch.Tensor],
+    to_physical: Callable[[torch.Tensor], torch.Tensor],
+    name: str,
+) -> torch.Tensor:
+    """Advance ``state`` from t = 0 through ``times`` and collect the physical field at each of them.
+
+    Args:
+        state: the solver state at t = 0 (e.g. Fourier coefficients ``(B, ...)``).
+        times: non-negative increasing output times (the first may be 0).
+        dt: largest time step.
+        advance: ``advance(state, h, steps)`` takes ``steps`` steps of size ``h``.
+        to_physical: state -> physical field ``(B, *S)``.
+        name: the equation, for the error message.
+
+    Returns:
+        ``(B, len(times), *S)``.
+
+    Raises:
+        RuntimeError: the solution became non-finite (``dt`` too large for the flow).
+    """
+    out = []
+    t = 0.0
+    for t_next in check_output_times(times):
+        interval = t_next - t
+        if interval > 0:
+            steps = max(1, math.ceil(interval / dt - 1e-9))
+            state = advance(state, interval / steps, steps)
+        field = to_physical(state)
+        if not torch.isfinite(field).all():
+            raise RuntimeError(f"{name} solution became non-finite before t={t_next}; dt={dt} is too large "
+                               "for this flow, use a smaller dt")
+        out.append(field)
+        t = t_next
+    return torch.stack(out, dim=1)
