@@ -5,9 +5,12 @@
 - ``${if_else:${data.periodic},0,0.1}`` -> ``0`` for periodic data, ``0.1`` otherwise.
 - ``${int_div:10,1}`` -> ``10``: exact integer division (input snapshots = input channels / channels per step).
 - ``${ceil_div:1000,8}`` -> ``125``: rounded-up division (optimizer steps per epoch = ceil(n_train / batch_size)).
+- ``${cwd:}`` -> the directory the command was launched from. Unlike ``${hydra:runtime.cwd}`` it resolves before
+  Hydra's run config exists, e.g. in ``hydra.sweep.dir`` when the launcher creates a sweep's directory.
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -40,10 +43,14 @@ def _ceil_div(a: Any, b: Any) -> int:
     return -(-a // b)
 
 
+def _cwd() -> str:
+    return os.getcwd()
+
+
 def register_resolvers() -> None:
     """Register the resolvers once (safe to call repeatedly)."""
     for name, fn in (("repeat", _repeat), ("if_else", _if_else), ("int_div", _int_div),
-                     ("ceil_div", _ceil_div)):
+                     ("ceil_div", _ceil_div), ("cwd", _cwd)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 
