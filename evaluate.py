@@ -26,6 +26,7 @@ from operators.runtime.checkpoints import (
     load_checkpoint,
 )
 from operators.runtime.errors import exit_on_user_error
+from operators.runtime.precision import apply_float32_matmul_precision
 
 log = logging.getLogger("pdeforge.evaluate")
 
@@ -41,6 +42,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     task.load_state_dict(ckpt["state_dict"])
     task.run_config = OmegaConf.to_container(run_cfg)
     device = resolve_device(cfg.eval.device)
+    precision = cfg.get("float32_matmul_precision")
+    apply_float32_matmul_precision(precision if precision is not None else run_cfg.get("float32_matmul_precision"))
 
     trained_res = int(run_cfg.data.resolution)
     resolutions = list(cfg.eval.resolutions) if cfg.eval.resolutions else [trained_res]
@@ -65,7 +68,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         loader = {"train": datamodule.train_dataloader, "val": datamodule.val_dataloader,
                   "test": datamodule.test_dataloader}[split]()
         log.info("evaluating %s split at resolution %d", split, res)
-        out = evaluate_split(task, loader, device, step_channels,
+        out = evaluate_split(task, loader, device, step_channels, periodic=bool(datamodule.periodic),
                              plot_dir=output_dir / "plots" if cfg.eval.plots else None, label=f"_res{res}",
                              extra_metrics=extra_metrics_for(task, datamodule, step_channels))
         results["results"][str(res)] = out

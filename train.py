@@ -15,7 +15,6 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
@@ -26,7 +25,6 @@ from operators.runtime.builders import (
     build_datamodule,
     build_loggers,
     build_task,
-    check_network_fits_data,
     finish_wandb,
     instantiate,
     resolved_run_config,
@@ -38,6 +36,7 @@ from operators.runtime.checkpoints import (
     model_config_from_init_checkpoint,
 )
 from operators.runtime.errors import USER_ERRORS, exit_on_user_error, one_line
+from operators.runtime.precision import apply_float32_matmul_precision
 from operators.runtime.hydra_ddp import isolated_distributed_job, prepare_for_ddp_relaunch, uses_subprocess_ddp
 
 log = logging.getLogger("pdeforge.train")
@@ -50,6 +49,7 @@ def _in_multirun() -> bool:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test the configured model; return the metrics dict also written to ``metrics.json``."""
     output_dir = Path(cfg.paths.output_dir)
+    apply_float32_matmul_precision(cfg.get("float32_matmul_precision"))
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
 
@@ -66,9 +66,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt_path:
         check_compatible(load_checkpoint(ckpt_path), task, ckpt_path)
 
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    check_network_fits_data(task, datamodule)
+    # Lightning drives the data from here on: prepare_data (generation) on one rank per node or globally
+    # (data.prepare_data_per_node), a barrier, then setup on every rank; the task checks the network against
+    # the data in its own setup, once the training split is loaded.
 
     callbacks = build_callbacks(cfg)
     loggers = build_loggers(cfg)
@@ -139,7 +139,6 @@ def _worst_value() -> float:
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float:
-    torch.set_float32_matmul_precision("high")
     return run(cfg)
 
 

@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from operators.plotting import plot_prediction, plot_rollout_error
-from operators.tasks.base import default_metrics
+from operators.metrics import default_metrics
 
 #: an extra evaluation metric: ``(pred, batch) -> per-sample values (B,)``
 ExtraMetric = Callable[[torch.Tensor, dict], torch.Tensor]
@@ -52,16 +52,18 @@ def evaluate_split(
     plot_dir: str | Path | None = None,
     label: str = "",
     extra_metrics: dict[str, ExtraMetric] | None = None,
+    periodic: bool = False,
 ) -> dict[str, Any]:
     """Average every metric over all samples of ``batches``; for multi-step targets also the error per step.
 
     Returns ``{"rel_l2": ..., "rel_h1": ..., "mse": ..., "n_samples": ..., "rel_l2_per_step": [...]?,
-    "plots": [...]}``, plus one entry per ``extra_metrics`` (averaged per sample).
+    "plots": [...]}``, plus one entry per ``extra_metrics`` (averaged per sample). ``periodic``: the data's
+    periodicity (the relative H1 metric's finite differences wrap around on periodic data).
     """
     task.eval().to(device)
-    metrics = {name: m.to(device) for name, m in default_metrics().items()}
+    metrics = {name: m.to(device) for name, m in default_metrics(periodic).items()}
     extra_metrics = dict(extra_metrics or {})
-    sums: dict[str, float] = {name: 0.0 for name in [*metrics, *extra_metrics]}
+    sums: dict[str, float] = {name: 0.0 for name in extra_metrics}
     step_sum: torch.Tensor | None = None
     n = 0
     first: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -70,8 +72,8 @@ def evaluate_split(
         pred = task.predict_batch(batch)
         y = batch["y"]
         b = y.shape[0]
-        for name, metric in metrics.items():
-            sums[name] += float(metric(pred, y)) * b
+        for metric in metrics.values():
+            metric.update(pred, y)
         for name, fn in extra_metrics.items():
             sums[name] += float(fn(pred, batch).sum())
         steps = per_step_relative_l2(pred, y, step_channels).sum(0)
@@ -81,7 +83,8 @@ def evaluate_split(
         n += b
     if n == 0:
         raise ValueError("the evaluation split is empty; use n_test >= 1")
-    out: dict[str, Any] = {name: total / n for name, total in sums.items()}
+    out: dict[str, Any] = {name: float(metric.compute()) for name, metric in metrics.items()}
+    out.update({name: total / n for name, total in sums.items()})
     out["n_samples"] = n
     plots: list[str] = []
     if step_sum is not None and step_sum.numel() > 1:

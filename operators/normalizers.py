@@ -13,15 +13,27 @@ from torch import nn
 class _Normalizer(nn.Module, abc.ABC):
     """Common API: ``fit(x)``, ``encode(x)``, ``decode(x)``; ``forward`` is ``encode``.
     A boolean ``fitted`` buffer records whether :meth:`fit` was called (or a fitted
-    state was loaded)."""
+    state was loaded) and travels in the ``state_dict``; a Python mirror of it answers
+    :attr:`is_fitted`, so encoding and decoding never wait for the device."""
 
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("fitted", torch.tensor(False))
+        self._is_fitted = False
 
     @property
     def is_fitted(self) -> bool:
-        return bool(self.fitted.item())
+        return self._is_fitted
+
+    def _mark_fitted(self) -> None:
+        self.fitted.fill_(True)
+        self._is_fitted = True
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        key = prefix + "fitted"
+        if key in state_dict:  # read once when a state is loaded, never on the hot path
+            self._is_fitted = bool(state_dict[key])
 
     @abc.abstractmethod
     def fit(self, x: torch.Tensor) -> "_Normalizer":
@@ -43,7 +55,7 @@ class IdentityNormalizer(_Normalizer):
     """No-op normalizer with the :class:`UnitGaussianNormalizer` API."""
 
     def fit(self, x: torch.Tensor) -> "IdentityNormalizer":
-        self.fitted.fill_(True)
+        self._mark_fitted()
         return self
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,7 +117,7 @@ class UnitGaussianNormalizer(_Normalizer):
         # keep the statistics on the module's device (fit may get a CPU training tensor)
         self.mean = xd.mean(dim=dims, keepdim=True).to(device=self.fitted.device, dtype=x.dtype)
         self.std = xd.std(dim=dims, keepdim=True).to(device=self.fitted.device, dtype=x.dtype)
-        self.fitted.fill_(True)
+        self._mark_fitted()
         return self
 
     def _require_fitted(self) -> None:

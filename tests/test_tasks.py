@@ -69,13 +69,43 @@ def test_regression_fits_normalisers_on_train_split_only() -> None:
     assert "x_normalizer.mean" in task.state_dict() and "y_normalizer.std" in task.state_dict()
 
 
-def test_training_step_raises_on_nan_loss() -> None:
-    net = nn.Conv1d(1, 1, 1)
-    task = OperatorRegression(net)
+def test_training_step_detects_a_nan_loss_at_the_next_check() -> None:
+    task = OperatorRegression(nn.Conv1d(1, 1, 1), finite_check_every_n_steps=3)
     task.log = lambda *a, **k: None  # type: ignore[method-assign]
-    batch = {"x": torch.full((2, 1, 8), math.nan), "y": torch.ones(2, 1, 8)}
-    with pytest.raises(FloatingPointError, match="loss became nan"):
-        task.training_step(batch, 0)
+    nan = {"x": torch.full((2, 1, 8), math.nan), "y": torch.ones(2, 1, 8)}
+    ok = {"x": torch.ones(2, 1, 8), "y": torch.ones(2, 1, 8)}
+    task.training_step(nan, 0)  # not looked at yet: no host sync on this step
+    task.training_step(ok, 1)
+    with pytest.raises(FloatingPointError, match="loss became non-finite"):
+        task.training_step(ok, 2)  # the check every 3 batches sees the earlier NaN
+    task.training_step(nan, 0)
+    with pytest.raises(FloatingPointError, match="during the epoch"):
+        task.on_train_epoch_end()  # and the end of an epoch always looks
+    with pytest.raises(ValueError, match="finite_check_every_n_steps=0"):
+        OperatorRegression(nn.Conv1d(1, 1, 1), finite_check_every_n_steps=0)
+
+
+def test_training_hot_path_never_waits_for_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Normalised forward passes and training steps between finite checks read no device value on the host
+    (``.item()`` / ``bool(tensor)``), which on a GPU would stall the pipeline every step."""
+    task = OperatorRegression(nn.Conv2d(1, 1, 1), normalize_input=True, normalize_target=True)
+    x, y = torch.randn(8, 1, 4, 4), torch.randn(8, 1, 4, 4)
+    task.fit_normalizers(SimpleNamespace(train_tensors=lambda: (x, y)))
+    task.log = lambda *a, **k: None  # type: ignore[method-assign]
+    reloaded = OperatorRegression(nn.Conv2d(1, 1, 1), normalize_input=True, normalize_target=True)
+    reloaded.load_state_dict(task.state_dict())
+    reloaded.log = lambda *a, **k: None  # type: ignore[method-assign]
+
+    def sync(*args, **kwargs):
+        raise AssertionError("host sync on the hot path")
+
+    monkeypatch.setattr(torch.Tensor, "item", sync)
+    monkeypatch.setattr(torch.Tensor, "__bool__", sync)
+    for t in (task, reloaded):
+        assert t.x_normalizer.is_fitted
+        t(x)
+        for i in range(3):
+            t.training_step({"x": x, "y": y}, i)
 
 
 def test_empty_scheduler_config_means_constant_lr() -> None:

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -63,36 +63,9 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
     return loggers
 
 
-def check_network_fits_data(task: pl.LightningModule, datamodule: Any) -> None:
-    """Run one training sample through the task before training: a model/data mismatch (channels, modes
-    versus resolution, dimension) fails here with a one-line error instead of deep inside the fit loop."""
-    task.fit_normalizers(datamodule)
-    x, y = datamodule.train_tensors()
-    batch = {"x": x[:1].float(), "y": y[:1].float()}
-    was_training = task.training
-    task.eval()
-    try:
-        with torch.no_grad():
-            pred = task.predict_batch(batch)
-    except ValueError:
-        raise
-    except RuntimeError as exc:
-        raise ValueError(
-            f"model {type(task.network).__name__} cannot take input of shape {tuple(x.shape[1:])} "
-            f"from data '{datamodule.hparams.get('pde', '?')}': {str(exc).splitlines()[0]}"
-        ) from None
-    finally:
-        task.train(was_training)
-    if pred.shape != batch["y"].shape:
-        raise ValueError(
-            f"model output shape {tuple(pred.shape[1:])} does not match the target shape {tuple(y.shape[1:])}; "
-            "set model.out_channels to the target channels, or use task=rollout for time-dependent data"
-        )
-
-
 def finish_wandb() -> None:
-    """Close the active wandb run (if any) so the next job of a sweep starts its own run."""
-    import wandb
-
-    if wandb.run is not None:
+    """Close the active wandb run (if any) so the next job of a sweep starts its own run. A run whose loggers
+    never imported wandb does not need it installed: nothing is imported here."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
         wandb.finish()

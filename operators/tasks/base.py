@@ -5,28 +5,27 @@ A task wraps a plain ``torch.nn.Module`` network. Grid batches are dicts
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import random
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from operators.losses import MSELoss, RelativeH1Loss, RelativeL2Loss
+from operators.losses import RelativeL2Loss
+from operators.metrics import default_metrics, metric_collection
 from operators.normalizers import IdentityNormalizer, UnitGaussianNormalizer
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "pdeforge"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 
-
-def default_metrics() -> dict[str, nn.Module]:
-    """Metrics every grid task reports: relative L2, relative H1 and MSE (per sample, then averaged)."""
-    return {"rel_l2": RelativeL2Loss(), "rel_h1": RelativeH1Loss(), "mse": MSELoss()}
+__all__ = ["OperatorTask", "default_metrics", "CHECKPOINT_KEY", "CHECKPOINT_FORMAT"]
 
 
 class OperatorTask(pl.LightningModule):
@@ -36,10 +35,18 @@ class OperatorTask(pl.LightningModule):
         network: the operator, ``(B, C_in, *S) -> (B, C_out, *S)``.
         loss: training loss ``(pred, target) -> scalar``.
         optimizer: partial optimizer, called with the parameters.
-        scheduler: partial LR scheduler, called with the optimizer, or ``None``.
+        scheduler: partial LR scheduler, called with the optimizer, or ``None``. A scheduler that takes
+            ``total_steps`` (``OneCycleLR``) and is not given it (nor ``epochs``) gets Lightning's
+            ``trainer.estimated_stepping_batches``, right for any device count and gradient accumulation.
         scheduler_interval: ``"epoch"`` or ``"step"``.
         normalize_input / normalize_target: fit channel-wise Gaussian normalisers on the training split
             (saved in the checkpoint with the model).
+        finite_check_every_n_steps: check that the training losses were finite every N training batches (and at the
+            end of every epoch); each check waits for the device, so it is not done every step.
+
+    Predictions, losses and metrics are float32 whatever the trainer's precision: under ``bf16-mixed`` the
+    network computes in bf16 where autocast allows, and its output is cast back before it is de-normalised,
+    compared or fed back into a rollout.
     """
 
     def __init__(
@@ -51,10 +58,15 @@ class OperatorTask(pl.LightningModule):
         scheduler_interval: str = "epoch",
         normalize_input: bool = False,
         normalize_target: bool = False,
+        finite_check_every_n_steps: int = 50,
     ) -> None:
         super().__init__()
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"scheduler_interval={scheduler_interval!r} is not allowed; use 'epoch' or 'step'")
+        if isinstance(finite_check_every_n_steps, bool) or not isinstance(finite_check_every_n_steps, int) \
+                or finite_check_every_n_steps < 1:
+            raise ValueError(f"finite_check_every_n_steps={finite_check_every_n_steps!r} is not allowed; "
+                             "use an integer >= 1")
         self.network = network
         self.loss_fn = loss if loss is not None else RelativeL2Loss()
         self.optimizer_factory = optimizer
@@ -63,19 +75,37 @@ class OperatorTask(pl.LightningModule):
         self.scheduler_interval = scheduler_interval
         self.normalize_input = normalize_input
         self.normalize_target = normalize_target
+        self.finite_check_every_n_steps = finite_check_every_n_steps
+        self._losses_finite: torch.Tensor | None = None
         # channel-wise statistics (over samples and grid points) stay valid at every resolution
         self.x_normalizer = UnitGaussianNormalizer(reduce_dims="channel") if normalize_input else IdentityNormalizer()
         self.y_normalizer = UnitGaussianNormalizer(reduce_dims="channel") if normalize_target else IdentityNormalizer()
-        self.metrics = nn.ModuleDict(default_metrics())
+        self.periodic = False
+        self._build_metrics(periodic=False)
         # the composed run configuration, stored in every checkpoint (set by train.py)
         self.run_config: dict | None = None
         self.best_val: float = math.inf
 
+    def _build_metrics(self, periodic: bool) -> None:
+        """Per-sample metric states for validation and test (their finite differences follow the data's
+        periodicity); torchmetrics reduces them over ranks at the end of each epoch."""
+        self.periodic = bool(periodic)
+        self.val_metrics = metric_collection(self.periodic, prefix="val/")
+        self.test_metrics = metric_collection(self.periodic, prefix="test/")
+
     # ------------------------------------------------------------------ data-dependent set-up
     def setup(self, stage: str) -> None:
-        """Fit the normalisers on the training split only (once; a resumed run restores them)."""
+        """Adopt the data's periodicity for the metrics; for ``fit``, fit the normalisers on the training split
+        only (once; a resumed run restores them) and check the network against a training sample."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None:
+            return
+        periodic = bool(getattr(datamodule, "periodic", False))
+        if periodic != self.periodic:
+            self._build_metrics(periodic)
         if stage == "fit":
-            self.fit_normalizers(self.trainer.datamodule)
+            self.fit_normalizers(datamodule)
+            self.check_fits_data(datamodule)
 
     def fit_normalizers(self, datamodule: Any) -> None:
         """Fit the enabled normalisers on ``datamodule.train_tensors()`` unless they are fitted already."""
@@ -95,10 +125,36 @@ class OperatorTask(pl.LightningModule):
         """The tensor the target normaliser is fitted on (``(N, C, *S)``)."""
         return y
 
+    def check_fits_data(self, datamodule: Any) -> None:
+        """Run one training sample through the task before training: a model/data mismatch (channels, modes
+        versus resolution, dimension) fails here with a one-line error instead of deep inside the fit loop."""
+        x, y = datamodule.train_tensors()
+        device = self.x_normalizer.fitted.device
+        batch = {"x": x[:1].float().to(device), "y": y[:1].float().to(device)}
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                pred = self.predict_batch(batch)
+        except ValueError:
+            raise
+        except RuntimeError as exc:
+            raise ValueError(
+                f"model {type(self.network).__name__} cannot take input of shape {tuple(x.shape[1:])} "
+                f"from data '{datamodule.hparams.get('pde', '?')}': {str(exc).splitlines()[0]}"
+            ) from None
+        finally:
+            self.train(was_training)
+        if pred.shape != batch["y"].shape:
+            raise ValueError(
+                f"model output shape {tuple(pred.shape[1:])} does not match the target shape {tuple(y.shape[1:])}; "
+                "set model.out_channels to the target channels, or use task=rollout for time-dependent data"
+            )
+
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Physical-space prediction for physical-space input ``x`` (normalisers applied inside)."""
-        return self.y_normalizer.decode(self.network(self.x_normalizer.encode(x)))
+        """Physical-space float32 prediction for physical-space input ``x`` (normalisers applied inside)."""
+        return self.y_normalizer.decode(self.network(self.x_normalizer.encode(x.float())).float())
 
     def predict_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Prediction with the shape of ``batch["y"]``."""
@@ -109,26 +165,48 @@ class OperatorTask(pl.LightningModule):
         """Training / monitoring loss of a batch (``self.loss_fn`` on the whole prediction)."""
         return self.loss_fn(pred, target)
 
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss a training step minimises."""
+        return self.compute_loss(self.predict_batch(batch), batch["y"])
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        pred = self.predict_batch(batch)
-        loss = self.compute_loss(pred, batch["y"])
-        if not torch.isfinite(loss):
+        loss = self.training_loss(batch)
+        # a device-side "every loss so far was finite" flag: looked at (one host sync) every N steps only
+        finite = torch.isfinite(loss.detach())
+        self._losses_finite = finite if self._losses_finite is None else self._losses_finite & finite
+        if (batch_idx + 1) % self.finite_check_every_n_steps == 0:
+            self._raise_if_diverged(f"by step {self.global_step}")
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True,
+                 batch_size=batch["x"].shape[0])
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self._raise_if_diverged("during the epoch")
+
+    def _raise_if_diverged(self, when: str) -> None:
+        flag, self._losses_finite = self._losses_finite, None
+        if flag is not None and not bool(flag):
             raise FloatingPointError(
-                f"training loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; "
+                f"training loss became non-finite {when} (epoch {self.current_epoch}); "
                 "lower task.optimizer.lr or check the data"
             )
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=pred.shape[0])
-        return loss
+
+    def evaluation_loss(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss logged as ``<stage>/loss`` for a validation or test batch."""
+        return self.compute_loss(pred, batch["y"])
+
+    def log_extra_metrics(self, pred: torch.Tensor, batch: dict[str, torch.Tensor], stage: str) -> None:
+        """Hook for metrics a task adds to validation and test (none here)."""
 
     def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         pred = self.predict_batch(batch)
-        y = batch["y"]
-        loss = self.compute_loss(pred, y)
-        batch_size = pred.shape[0]
-        self.log(f"{stage}/loss", loss, on_epoch=True, sync_dist=True, batch_size=batch_size)
-        for name, metric in self.metrics.items():
-            self.log(f"{stage}/{name}", metric(pred, y), on_epoch=True, sync_dist=True,
-                     prog_bar=(name == "rel_l2"), batch_size=batch_size)
+        batch_size = batch["x"].shape[0]
+        self.log(f"{stage}/loss", self.evaluation_loss(pred, batch), on_epoch=True, sync_dist=True,
+                 batch_size=batch_size)
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics.update(pred, batch["y"])
+        self.log_dict(metrics, on_epoch=True, on_step=False, batch_size=batch_size)
+        self.log_extra_metrics(pred, batch, stage)
         return pred
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -138,20 +216,38 @@ class OperatorTask(pl.LightningModule):
         self._evaluate(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
-        value = self.trainer.callback_metrics.get("val/rel_l2")
-        if value is not None and not self.trainer.sanity_checking:
-            self.best_val = min(self.best_val, float(value))
-            self.log("val/rel_l2_best", self.best_val, sync_dist=False)
+        if self.trainer.sanity_checking:
+            return
+        # the per-sample mean over every rank's samples (torchmetrics syncs; one host sync per epoch)
+        value = float(self.val_metrics["rel_l2"].compute())
+        self.best_val = min(self.best_val, value)
+        self.log("val/rel_l2_best", self.best_val, sync_dist=True, prog_bar=True)  # equal on every rank
 
     # ------------------------------------------------------------------ optimisation
+    def trainable_parameters(self) -> Iterable[nn.Parameter]:
+        """The parameters the optimizer updates (all of them here)."""
+        return self.parameters()
+
+    def _scheduler_kwargs(self) -> dict[str, Any]:
+        factory = self.scheduler_factory
+        given = getattr(factory, "keywords", {}) or {}
+        try:
+            accepted = inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            return {}
+        if "total_steps" in accepted and given.get("total_steps") is None and given.get("epochs") is None:
+            return {"total_steps": int(self.trainer.estimated_stepping_batches)}
+        return {}
+
     def configure_optimizers(self) -> Any:
+        params = [p for p in self.trainable_parameters() if p.requires_grad]
         if self.optimizer_factory is None:
-            optimizer = torch.optim.Adam(self.parameters(), lr=1e-3)
+            optimizer = torch.optim.Adam(params, lr=1e-3)
         else:
-            optimizer = self.optimizer_factory(params=self.parameters())
+            optimizer = self.optimizer_factory(params=params)
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
+        scheduler = self.scheduler_factory(optimizer=optimizer, **self._scheduler_kwargs())
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval, "frequency": 1},
@@ -159,19 +255,14 @@ class OperatorTask(pl.LightningModule):
 
     # ------------------------------------------------------------------ checkpoint contents
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the run config (rebuilds model + data without the command line) and all RNG states."""
+        """Store the run config (rebuilds model + data without the command line) and every rank's RNG states."""
         checkpoint[CHECKPOINT_KEY] = {
             "format": CHECKPOINT_FORMAT,
             "config": self.run_config,
             "network_class": f"{type(self.network).__module__}.{type(self.network).__qualname__}",
             "task_class": f"{type(self).__module__}.{type(self).__qualname__}",
             "best_val": self.best_val,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "numpy": np.random.get_state(),
-                "python": random.getstate(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            },
+            "rng": {"per_rank": _gather_rng_states()},
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -183,8 +274,44 @@ class OperatorTask(pl.LightningModule):
             self.run_config = meta.get("config")
         rng = meta.get("rng")
         if rng and self._trainer is not None and self.trainer.state.fn == "fit":
-            torch.set_rng_state(rng["torch"])
-            np.random.set_state(rng["numpy"])
-            random.setstate(rng["python"])
-            if rng.get("cuda") is not None and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(rng["cuda"])
+            per_rank = rng["per_rank"] if "per_rank" in rng else [rng]  # format 1: rank 0's states only
+            world, rank = self.trainer.world_size, self.trainer.global_rank
+            if len(per_rank) != world:
+                if rank == 0:
+                    log.warning(
+                        "resuming on %d process(es) from a checkpoint written by %d: the model, optimizer, scheduler "
+                        "and epoch continue exactly, but the random streams (shuffling, dropout, random start "
+                        "times) are not a bit-exact continuation of the original run; process %%d takes the "
+                        "states of saved process %%d mod %d", world, len(per_rank), len(per_rank))
+            _set_rng_states(per_rank[rank % len(per_rank)])
+
+
+def _rng_states() -> dict[str, Any]:
+    """This process's RNG states (torch CPU, numpy, python, and its own CUDA device's)."""
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() and torch.cuda.is_initialized()
+            else None}
+
+
+def _gather_rng_states() -> list[dict[str, Any]]:
+    """Every rank's :func:`_rng_states`, in rank order (a one-element list on a single process). Lightning
+    builds the checkpoint dict on every rank before rank 0 writes it, so all ranks take part in the gather."""
+    state = _rng_states()
+    if torch.distributed.is_available() and torch.distributed.is_initialized() \
+            and torch.distributed.get_world_size() > 1:
+        gathered: list[Any] = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(gathered, state)
+        return gathered
+    return [state]
+
+
+def _set_rng_states(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available():
+        if isinstance(cuda, (list, tuple)):  # format 1 stored every visible device's state
+            torch.cuda.set_rng_state_all(cuda)
+        else:
+            torch.cuda.set_rng_state(cuda)

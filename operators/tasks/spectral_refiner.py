@@ -7,6 +7,10 @@ Initial weights come from a stage-1 checkpoint through ``init_from_ckpt=<stage1.
 :func:`operators.runtime.checkpoints.init_weights_from_checkpoint`), which calls
 :meth:`SpectralRefiner.load_pretrained_state_dict`: the trained low modes of the output layer are copied into
 the enlarged layer, the new high modes start at zero (so refinement starts from exactly the stage-1 map).
+
+Mixed precision (``trainer.precision=bf16-mixed``): the SFNO runs in autocast and returns float32 (its output
+layer keeps full precision); the residual, its finite-difference time derivative and its ``H^{-1}`` norm are
+computed in float32 with autocast disabled (:meth:`SpectralRefiner.residual_h_minus_1`).
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import torch
 from torch import nn
 
 from operators.layers.space_time import ResamplingSpectralConv
+from operators.losses import RelativeL2Loss
 from operators.physics.navier_stokes_residual import NavierStokesResidual
 from operators.tasks.base import OperatorTask
 
@@ -102,6 +107,15 @@ class SpectralRefiner(OperatorTask):
             raise RuntimeError("SpectralRefiner.residual is not set: call build_residual(datamodule) first")
         return self.residual
 
+    @staticmethod
+    def residual_h_minus_1(residual: NavierStokesResidual, pred: torch.Tensor, dt: float | None = None) -> torch.Tensor:
+        """Per-sample ``H^{-1}`` residual ``(B,)`` of predicted trajectories ``(B, T, n, n)``: the prediction is cast
+        to float32 (float64 stays) and the residual computed with autocast disabled, whatever the caller's
+        autocast state."""
+        pred = pred.to(torch.float64 if pred.dtype == torch.float64 else torch.float32)
+        with torch.autocast(device_type=pred.device.type, enabled=False):
+            return residual.h_minus_1(pred, dt)
+
     # ------------------------------------------------------------------ weights
     def load_pretrained_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Load stage-1 network weights whose output layer has fewer modes: its weights are embedded into the
@@ -151,52 +165,33 @@ class SpectralRefiner(OperatorTask):
         pred = self.network(batch["x"], n_steps_out=r * self._n_steps(batch))
         if self.network.out_channels != 1:
             raise ValueError("SpectralRefiner supports scalar vorticity trajectories (one channel per step)")
-        return residual.h_minus_1(pred, dt=residual.dt / r)
+        return self.residual_h_minus_1(residual, pred, dt=residual.dt / r)
 
-    # ------------------------------------------------------------------ steps
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.refinement_loss(batch).mean()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"refinement loss became {loss.item()} at step {self.global_step}; "
-                                     "lower task.optimizer.lr")
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch["x"].shape[0])
-        return loss
+    # ------------------------------------------------------------------ steps (the base class's loop)
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.refinement_loss(batch).mean()
 
-    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        b = batch["x"].shape[0]
-        loss = self.refinement_loss(batch).mean()
-        self.log(f"{stage}/loss", loss, on_epoch=True, sync_dist=True, batch_size=b)
-        pred = self.predict_batch(batch)
-        y = batch["y"]
-        for name, metric in self.metrics.items():
-            self.log(f"{stage}/{name}", metric(pred, y), on_epoch=True, sync_dist=True,
-                     prog_bar=(name == "rel_l2"), batch_size=b)
-        self.log(f"{stage}/ns_residual_h-1", self._residual().h_minus_1(pred).mean(), on_epoch=True,
-                 sync_dist=True, batch_size=b)
-        return pred
+    def evaluation_loss(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.refinement_loss(batch).mean()
+
+    def log_extra_metrics(self, pred: torch.Tensor, batch: dict[str, torch.Tensor], stage: str) -> None:
+        self.log(f"{stage}/ns_residual_h-1", self.residual_h_minus_1(self._residual(), pred).mean(), on_epoch=True,
+                 sync_dist=True, batch_size=batch["x"].shape[0])
 
     def extra_metrics(self, datamodule: Any) -> dict[str, Callable[[torch.Tensor, dict], torch.Tensor]]:
         """Evaluation metrics of the unrefined (stage-1) output layer: relative L2 and ``H^{-1}`` residual."""
         residual = self.build_residual(datamodule)
-        rel = self.metrics["rel_l2"]
+        rel = RelativeL2Loss(reduction="none")
 
         def rel_before(pred: torch.Tensor, batch: dict) -> torch.Tensor:
             return rel.per_sample(self.predict_initial(batch), batch["y"])
 
         def res_before(pred: torch.Tensor, batch: dict) -> torch.Tensor:
-            return residual.h_minus_1(self.predict_initial(batch))
+            return self.residual_h_minus_1(residual, self.predict_initial(batch))
 
         return {"rel_l2_before_refinement": rel_before, "ns_residual_h-1_before_refinement": res_before}
 
     # ------------------------------------------------------------------ optimisation
-    def configure_optimizers(self) -> Any:
-        params = [p for p in self.parameters() if p.requires_grad]
-        if self.optimizer_factory is None:
-            optimizer = torch.optim.Adam(params, lr=1e-3)
-        else:
-            optimizer = self.optimizer_factory(params=params)
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval, "frequency": 1}}
+    def trainable_parameters(self) -> Any:
+        """Only the (enlarged) output spectral layer is trained."""
+        return self.network.output.parameters()
