@@ -81,7 +81,9 @@ class FNO(nn.Module):
 
     Shapes:
         ``(B, C_in, *S) -> (B, C_out, *S)`` with ``len(S) == d``; any resolution at least
-        :meth:`min_resolution` (after padding) is accepted.
+        :meth:`min_resolution` (after padding) is accepted. The output has the input's dtype also under
+        ``torch.autocast`` (the last projection layer runs in full precision, see
+        :mod:`operators.layers.precision`).
     """
 
     def __init__(
@@ -132,8 +134,10 @@ class FNO(nn.Module):
             )
             for i in range(self.n_layers)
         )
+        # the last projection layer runs in full precision: float32 output for float32 input under autocast
         self.projection = ChannelMLP(
-            self.width, self.out_channels, hidden_channels=projection_channels, n_layers=2, activation=activation
+            self.width, self.out_channels, hidden_channels=projection_channels, n_layers=2, activation=activation,
+            full_precision_output=True,
         )
 
     def count_parameters(self) -> int:

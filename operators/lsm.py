@@ -64,7 +64,8 @@ class LSM(nn.Module):
     Shapes:
         ``(B, C_in, *S) -> (B, C_out, *S)`` with ``len(S) == d``, any resolution: the lifted field is zero-padded
         at the end of each dim to the next multiple of :meth:`grid_multiple` and cropped back before the output
-        MLP.
+        MLP. The output has the input's dtype also under ``torch.autocast`` (the last projection layer runs in
+        full precision, see :mod:`operators.layers.precision`).
     """
 
     def __init__(
@@ -121,8 +122,9 @@ class LSM(nn.Module):
             for i in reversed(range(self.n_scales - 1))
         )
         self.out_conv = ChannelLinear(self.width, self.width)
+        # the last projection layer runs in full precision: float32 output for float32 input under autocast
         self.projection = ChannelMLP(self.width, self.out_channels, hidden_channels=projection_channels, n_layers=2,
-                                     activation=projection_activation)
+                                     activation=projection_activation, full_precision_output=True)
 
     def count_parameters(self) -> int:
         """Number of trainable parameters."""

@@ -67,7 +67,9 @@ class MgNO(nn.Module):
             of raising.
 
     Shapes:
-        ``(B, C_in, H, W) -> (B, C_out, H, W)``.
+        ``(B, C_in, H, W) -> (B, C_out, H, W)``. Under ``torch.autocast`` the multigrid residuals and iterates
+        and the output projection run in full precision (:mod:`operators.layers.precision`): float32 output for
+        float32 input.
     """
 
     def __init__(
@@ -103,7 +105,8 @@ class MgNO(nn.Module):
                       coarse_guess, activation)
             for k in range(n_layers)
         )
-        self.projection = ChannelLinear(self.width, self.out_channels, bias=True)
+        # full precision: float32 output for float32 input under autocast
+        self.projection = ChannelLinear(self.width, self.out_channels, bias=True, full_precision=True)
 
     @property
     def multiple(self) -> int:

@@ -75,7 +75,8 @@ class SFNO(nn.Module):
 
     Shapes (time-major channels as the data modules serve them): ``forward(x, n_steps_out=None)``:
     ``(B, T_in * C, S_x, S_y) -> (B, T_out * C, S_x, S_y)``; :meth:`forward_trajectory` works on
-    ``(B, C, S_x, S_y, T)`` tensors.
+    ``(B, C, S_x, S_y, T)`` tensors. The output has the input's dtype also under ``torch.autocast`` (the output
+    spectral layer keeps its float32 result, see :mod:`operators.layers.precision`).
     """
 
     def __init__(
@@ -124,7 +125,9 @@ class SFNO(nn.Module):
         )
         self.reduction = ChannelLinear(self.width, self.out_channels)
         out_modes = modes if output_modes is None else tuple(int(m) for m in output_modes)
-        self.output = ResamplingSpectralConv(self.out_channels, self.out_channels, out_modes, time_padding=True)
+        # full precision: float32 increments for float32 input under autocast
+        self.output = ResamplingSpectralConv(self.out_channels, self.out_channels, out_modes, time_padding=True,
+                                             full_precision=True)
 
     # ------------------------------------------------------------------ utilities
     def count_parameters(self, trainable_only: bool = True) -> int:

@@ -32,14 +32,17 @@ class SpaceTimeFNO(nn.Module):
         width: channels of the Fourier layers (paper: 20).
         n_layers: number of Fourier layers (paper: 4).
         time_padding: zero-padding points appended along time (paper: 6).
+        grid_endpoint: spatial grid convention, see :class:`~operators.layers.GridEmbedding`: ``False``
+            (default) ``j / S`` (periodic, e.g. Navier-Stokes), ``True`` ``linspace(0, 1, S)`` (grids that
+            include both boundaries); the time coordinates are always ``linspace(0, 1, T_out)``.
         out_channels: physical channels per output snapshot (default ``in_channels``).
         **fno_kwargs: passed to :class:`~operators.fno.FNO` (``projection_channels``,
             ``lifting_channels``, ``activation``, ...).
 
     The time grid spans ``[0, 1]`` whatever the number of steps, so passing a different
     ``n_steps_out`` to :meth:`forward` samples the *same* time window more finely or
-    coarsely (the paper's zero-shot super-resolution in time); the spatial grid is
-    periodic (``j / S``).
+    coarsely (the paper's zero-shot super-resolution in time); the spatial grid follows
+    ``grid_endpoint``.
 
     Shapes:
         ``(B, C*T_in, S_x, S_y) -> (B, C_out*T_out, S_x, S_y)``.
@@ -55,14 +58,18 @@ class SpaceTimeFNO(nn.Module):
         n_layers: int = 4,
         time_padding: int = 6,
         out_channels: int | None = None,
+        grid_endpoint: bool = False,
         **fno_kwargs,
     ) -> None:
         super().__init__()
         if len(tuple(modes)) != 3:
             raise ValueError(f"SpaceTimeFNO needs 3 modes (x, y, t); got {modes}")
-        for key in ("padding", "use_grid", "grid_endpoint"):
+        for key in ("padding", "use_grid"):
             if key in fno_kwargs:
                 raise TypeError(f"SpaceTimeFNO sets `{key}` itself; use `time_padding`")
+        if not isinstance(grid_endpoint, bool):
+            raise ValueError(f"SpaceTimeFNO: grid_endpoint={grid_endpoint!r} is not allowed; use true or false "
+                             "(one flag for both spatial dims)")
         self.in_channels = int(in_channels)
         self.out_channels = int(in_channels if out_channels is None else out_channels)
         self.t_in = int(t_in)
@@ -75,7 +82,7 @@ class SpaceTimeFNO(nn.Module):
             n_layers=n_layers,
             padding=(0, 0, int(time_padding)),
             use_grid=True,
-            grid_endpoint=(False, False, True),
+            grid_endpoint=(grid_endpoint, grid_endpoint, True),
             **fno_kwargs,
         )
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from types import SimpleNamespace
+from unittest.mock import PropertyMock, patch
 
 import pytest
 import torch
@@ -71,12 +73,15 @@ def test_paper_experiments_compose_with_paper_settings() -> None:
         assert cfg.data.resolution == resolution and cfg.data.batch_size == 8
         assert cfg.task.scheduler_interval == "step" and cfg.trainer.max_epochs == 500
         assert type(task.loss_fn).__name__ == "RelativeH1Loss"
-        opt = task.configure_optimizers()
+        steps = 500 * 125  # ceil(1000 / 8) steps per epoch on one device: what Lightning estimates there
+        trainer = SimpleNamespace(estimated_stepping_batches=steps)
+        with patch.object(type(task), "trainer", new_callable=PropertyMock, return_value=trainer):
+            opt = task.configure_optimizers()
         assert opt["lr_scheduler"]["interval"] == "step"
         assert opt["optimizer"].defaults["weight_decay"] == 1e-4
         sched = opt["lr_scheduler"]["scheduler"]
         assert isinstance(sched, torch.optim.lr_scheduler.OneCycleLR)
-        assert sched.total_steps == 500 * 125  # ceil(1000 / 8) steps per epoch
+        assert sched.total_steps == steps  # the schedule spans the trainer's optimizer steps
         assert max(g["max_lr"] for g in opt["optimizer"].param_groups) == pytest.approx(5e-4)
 
 
@@ -176,6 +181,43 @@ def test_vcycle_with_classical_stencils_reduces_the_poisson_residual() -> None:
             u = u + mg(f - a0(u))
             history.append(residual(u, f))
         assert all(b < 0.3 * a for a, b in itertools.pairwise(history)), history
+
+
+def test_residual_is_float32_under_bf16_autocast() -> None:
+    torch.manual_seed(0)
+    vc = VCycle(3, 4, levels=2, smoothing=[[2, 1], 1], coarse_guess="restrict", padding_mode="reflect")
+    u, f = torch.randn(2, 4, 16, 16), torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        f = f + vc.A[0](u)  # a nearly converged iterate: f - A u is small against both terms
+        f32 = vc.residual(0, u, f)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = vc.residual(0, u.bfloat16(), f)
+            out = vc(f)
+        u_bf = u.bfloat16().float()  # the bf16 iterate: the residual of that iterate, at float32 accuracy
+        expected_mixed, expected_f32 = f - vc.A[0](u_bf), f - vc.A[0](u)
+    assert mixed.dtype == torch.float32 and out.dtype == torch.float32
+    torch.testing.assert_close(mixed, expected_mixed, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(f32, expected_f32, rtol=0, atol=0)  # float32 unchanged
+
+
+def test_vcycle_under_bf16_autocast_stays_close_to_float32() -> None:
+    """Fifty damped-Jacobi steps on the Poisson problem: with its residuals in bf16 the iteration stalls at bf16
+    accuracy; with float32 residuals and iterates (smoothers still bf16) it stays within a fraction of that."""
+    torch.manual_seed(0)
+    vc = _poisson_vcycle(levels=1, coarse_steps=50).float()
+    pure_bf16 = _poisson_vcycle(levels=1, coarse_steps=50).to(torch.bfloat16)
+    f = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        reference = vc(f)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = vc(f)
+        pure = pure_bf16(f.bfloat16()).float()
+
+    def error(u: torch.Tensor) -> float:
+        return float((u - reference).norm() / reference.norm())
+
+    assert mixed.dtype == torch.float32
+    assert error(mixed) < 0.1 * error(pure), (error(mixed), error(pure))
 
 
 def test_vcycle_is_linear() -> None:

@@ -72,3 +72,20 @@ def test_residual_is_differentiable() -> None:
     w = _taylor_green(16, 1e-2, [0.0, 0.1, 0.2, 0.3]).float().requires_grad_(True)
     NavierStokesResidual(nu=1e-2, dt=0.1).h_minus_1(w + 0.1).sum().backward()
     assert w.grad is not None and torch.isfinite(w.grad).all()
+
+
+def test_residual_under_bf16_autocast_equals_float32() -> None:
+    """The 4th-order time derivative's stencil products would run in bf16 under autocast."""
+    order = 4
+    torch.manual_seed(0)
+    w = torch.randn(2, 8, 16, 16)
+    residual = NavierStokesResidual(nu=1e-3, forcing=lambda m: forcing(m, 0.1).float(), dt=0.1, time_order=order)
+    r, h, d = residual(w), residual.h_minus_1(w), time_derivative(w, 0.1, order)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        r_mixed, h_mixed, d_mixed = residual(w), residual.h_minus_1(w), time_derivative(w, 0.1, order)
+        r_bf16 = residual(w.bfloat16())  # a bf16 prediction: cast to float32 first
+    assert r_mixed.dtype == h_mixed.dtype == d_mixed.dtype == r_bf16.dtype == torch.float32
+    torch.testing.assert_close(r_mixed, r, rtol=1e-6, atol=1e-6 * float(r.abs().max()))
+    torch.testing.assert_close(h_mixed, h, rtol=1e-6, atol=0)
+    torch.testing.assert_close(d_mixed, d, rtol=1e-6, atol=1e-6 * float(d.abs().max()))
+    torch.testing.assert_close(r_bf16, residual(w.bfloat16().float()), rtol=1e-6, atol=1e-6 * float(r.abs().max()))

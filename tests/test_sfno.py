@@ -129,6 +129,23 @@ def test_refinement_reduces_the_residual() -> None:
     assert after < 0.7 * before, (before, after)
 
 
+def test_refinement_loss_under_bf16_autocast_is_the_float32_residual_of_the_prediction() -> None:
+    torch.manual_seed(0)
+    task = SpectralRefiner(tiny_sfno(), refine_modes=[8, 8, None], time_refinement=2, time_order=4)
+    residual = NavierStokesResidual(nu=1e-3, forcing=lambda m: forcing(m, 0.1).float(), dt=0.5, time_order=4)
+    task.residual = residual
+    batch = {"x": torch.randn(2, 3, 16, 16)}
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = task.refinement_loss(batch)
+        pred = task.network(batch["x"], n_steps_out=8)  # the same bf16-autocast prediction
+        metric = task.residual_h_minus_1(residual, pred)
+    assert pred.dtype == loss.dtype == metric.dtype == torch.float32
+    with torch.no_grad():
+        expected = residual.h_minus_1(pred, dt=0.25)  # float32, no autocast
+        torch.testing.assert_close(loss, expected, rtol=1e-6, atol=0)
+        torch.testing.assert_close(metric, residual.h_minus_1(pred), rtol=1e-6, atol=0)
+
+
 # ---------------------------------------------------------------------------------------------- entry points
 def tiny_ns(data_dir: Path) -> list[str]:
     return ["data=navier_stokes", "data.n_train=8", "data.n_val=2", "data.n_test=2", "data.solver_resolution=32",

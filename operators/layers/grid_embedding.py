@@ -18,7 +18,9 @@ class GridEmbedding(nn.Module):
             128-point grid); if ``True`` they are ``j / (n - 1)`` (``linspace(0, 1, n)``,
             as the FNO paper code; right for grids that include both boundaries, e.g.
             Darcy). A sequence gives one flag per dim (e.g. periodic space, closed
-            time interval for the space-time FNO).
+            time interval for the space-time FNO). The model configs take it from the data
+            (``grid_endpoint: ${not:${data.periodic}}``), so the coordinates are the data's
+            own grid points at every resolution (zero-shot super-resolution).
 
     Shapes:
         ``(B, C, *S) -> (B, C + d, *S)``; channel ``C + i`` holds the coordinate of dim ``i``.

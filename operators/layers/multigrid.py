@@ -32,6 +32,12 @@ Boundary conditions enter only through the padding of the convolutions (``paddin
 ``"circular"`` (periodic) or ``"reflect"`` (Neumann). The transposed convolution pads its coarse input with the same
 mode, so a ``"circular"`` V-cycle commutes exactly with circular shifts by multiples of ``2^(J-1)`` grid points.
 
+Mixed precision: under ``torch.autocast`` the residuals ``f^l - A^l u^l`` (``A^l u^l`` nearly cancels ``f^l`` as
+the iterate converges; in bf16 the difference keeps a few significant bits) and the iterates with their smoothing
+and prolongation updates ``u^l + S r`` / ``u^l + P u^{l+1}`` are computed in full precision (float32 for a float32
+model, :mod:`operators.layers.precision`); the convolutions ``S``, ``R``, ``Pi`` and ``P`` of those residuals and
+iterates stay in autocast. The V-cycle output is then float32.
+
 Shapes: ``(B, C_f, H, W) -> (B, C_u, H, W)`` with ``H`` and ``W`` divisible by ``2^(J-1)`` (checked, see
 :func:`check_multigrid_size`).
 """
@@ -42,6 +48,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from operators.layers.precision import autocast_disabled, full_precision_dtype
 
 PADDING_MODES = ("zeros", "circular", "reflect")
 COARSE_GUESSES = ("zero", "restrict")
@@ -179,28 +187,42 @@ class VCycle(nn.Module):
     def check_size(self, spatial: Sequence[int]) -> None:
         check_multigrid_size(spatial, self.levels, "V-cycle")
 
-    def _smooth(self, level: int, u: torch.Tensor | None, f: torch.Tensor, steps: Sequence[nn.Module]) -> torch.Tensor:
+    def residual(self, level: int, u: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        """``f - A^l u`` of level ``l``, outside autocast in the full-precision dtype of ``u``, ``f`` and ``A^l``
+        (float32 for bf16 activations of a float32 model): ``(B, C_u, h, w), (B, C_f, h, w) -> (B, C_f, h, w)``."""
+        conv = self.A[level]
+        if not isinstance(conv, nn.Conv2d):
+            raise ValueError(f"level {level} of this V-cycle has no operator A (it never forms a residual)")
+        dtype = full_precision_dtype(u, f, conv.weight)
+        with autocast_disabled(f):
+            return f.to(dtype) - conv._conv_forward(u.to(dtype), conv.weight.to(dtype), None)
+
+    def _smooth(self, level: int, u: torch.Tensor | None, f: torch.Tensor, steps: Sequence[nn.Module],
+                dtype: torch.dtype) -> torch.Tensor:
+        """Smoothing steps ``u <- u + S (f - A u)`` (``u = S f`` from ``u = None``); the iterate is kept in the
+        full-precision ``dtype``, the smoothers ``S`` run in autocast."""
         for smoother in steps:
-            u = smoother(f) if u is None else u + smoother(f - self.A[level](u))
+            u = smoother(f).to(dtype) if u is None else u.to(dtype) + smoother(self.residual(level, u, f))
         return u  # type: ignore[return-value]
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         """``(B, C_f, H, W) -> (B, C_u, H, W)``."""
         self.check_size(tuple(f.shape[-2:]))
+        dtype = full_precision_dtype(f, self.S[0][0].weight)  # of the iterates (float32 under autocast)
         u_levels: list[torch.Tensor] = []
         f_levels: list[torch.Tensor] = []
         u: torch.Tensor | None = None
         for level, (pre, post) in enumerate(self.smoothing):
             coarsest = level == self.levels - 1  # no up-sweep there: its post-steps follow its pre-steps
-            u = self._smooth(level, u, f, self.S[level][:pre + post] if coarsest else self.S[level][:pre])
+            u = self._smooth(level, u, f, self.S[level][:pre + post] if coarsest else self.S[level][:pre], dtype)
             u_levels.append(u)
             f_levels.append(f)
             if level < self.levels - 1:
-                f = self.R[level](f - self.A[level](u))
+                f = self.R[level](self.residual(level, u, f))
                 u = self.Pi[level](u) if self.Pi is not None else None
         u = u_levels[-1]
         for level in range(self.levels - 2, -1, -1):
             pre, post = self.smoothing[level]
-            u = u_levels[level] + self.P[level](u)
-            u = self._smooth(level, u, f_levels[level], self.S[level][pre:pre + post])
+            u = u_levels[level] + self.P[level](u).to(dtype)
+            u = self._smooth(level, u, f_levels[level], self.S[level][pre:pre + post], dtype)
         return u

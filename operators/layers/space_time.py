@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from operators.layers.precision import autocast_disabled
 from operators.layers.spectral_conv import SpectralConv
 
 
@@ -96,8 +97,10 @@ class ResamplingSpectralConv(SpectralConv):
     """
 
     def __init__(self, in_channels: int, out_channels: int, modes: Sequence[int], out_steps: int | None = None,
-                 bias: bool = False, init: str = "uniform", time_padding: bool = False) -> None:
-        super().__init__(in_channels, out_channels, modes, bias=bias, fft_norm="forward")
+                 bias: bool = False, init: str = "uniform", time_padding: bool = False,
+                 full_precision: bool = False) -> None:
+        super().__init__(in_channels, out_channels, modes, bias=bias, fft_norm="forward",
+                         full_precision=full_precision)
         self.time_padding = bool(time_padding)
         if self.share_corner_weights:  # pragma: no cover - never set here
             raise ValueError("ResamplingSpectralConv does not share corner weights")
@@ -130,10 +133,10 @@ class ResamplingSpectralConv(SpectralConv):
             t_out = 2 * t_out
         n_in = x.shape[-1]
         m_t = min(self.modes[-1], n_in // 2 + 1, t_out // 2 + 1)
-        in_dtype = x.dtype
+        out_dtype = self.output_dtype(x)
         dims = tuple(range(-self.n_dim, 0))
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            xf = x.float() if in_dtype != torch.float64 else x
+        with autocast_disabled(x):
+            xf = x.to(torch.float64 if out_dtype == torch.float64 else torch.float32)
             x_ft = torch.fft.rfftn(xf, dim=dims, norm="forward")
             weight = torch.view_as_complex(self.weight.float() if xf.dtype == torch.float32 else self.weight.double())
             out_ft = x_ft.new_zeros(x.shape[0], self.out_channels, *spatial, t_out // 2 + 1)
@@ -147,7 +150,7 @@ class ResamplingSpectralConv(SpectralConv):
                 y = y + self.bias.to(y.dtype)
         if self.time_padding:
             y = y[..., -t_keep:]
-        return y.to(in_dtype)
+        return y.to(out_dtype)
 
     def max_time_modes(self, t_in: int) -> int:
         """Number of temporal modes of an input with ``t_in`` steps (all of them: no truncation)."""
@@ -161,7 +164,8 @@ class ResamplingSpectralConv(SpectralConv):
         if len(modes) != self.n_dim or any(m < o for m, o in zip(modes, self.modes)):
             raise ValueError(f"enlarged: modes={modes} must be >= the current modes {self.modes} in every dim")
         new = ResamplingSpectralConv(self.in_channels, self.out_channels, modes, out_steps=self.out_steps,
-                                     bias=self.bias is not None, init="zeros", time_padding=self.time_padding)
+                                     bias=self.bias is not None, init="zeros", time_padding=self.time_padding,
+                                     full_precision=self.full_precision)
         new = new.to(device=self.weight.device, dtype=self.weight.dtype)
         with torch.no_grad():
             src_dims = []

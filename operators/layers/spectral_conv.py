@@ -8,6 +8,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from operators.layers.precision import autocast_disabled, full_precision_dtype
+
 
 def _as_modes(modes: int | Sequence[int], n_dim: int | None) -> tuple[int, ...]:
     if isinstance(modes, int):
@@ -46,7 +48,9 @@ class SpectralConv(nn.Module):
 
     FFTs are always computed in float32 (inputs in bf16/fp16, e.g. under
     ``torch.autocast``, are cast up: cuFFT half precision needs power-of-two sizes)
-    and the result is cast back to the input dtype.
+    and the result is cast back to the input dtype, unless ``full_precision=True`` (the output layer of a
+    network, see :mod:`operators.layers.precision`): then it keeps the promoted dtype of input and weights
+    (float32 for bf16 activations of a float32 model).
 
     Args:
         in_channels: channels of the input ``C_in``.
@@ -56,6 +60,7 @@ class SpectralConv(nn.Module):
         share_corner_weights: share one weight block across the frequency corners.
         bias: add a learned per-channel bias (the paper has none; the skip has one).
         fft_norm: ``norm`` of ``torch.fft.rfftn`` (``"backward"`` as in the paper).
+        full_precision: return the computation's full-precision dtype instead of the input dtype.
 
     Shapes:
         input ``(B, C_in, *S)`` with ``len(S) == d`` -> output ``(B, C_out, *S)``.
@@ -70,8 +75,10 @@ class SpectralConv(nn.Module):
         share_corner_weights: bool = False,
         bias: bool = False,
         fft_norm: str = "backward",
+        full_precision: bool = False,
     ) -> None:
         super().__init__()
+        self.full_precision = bool(full_precision)
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
         self.modes = _as_modes(modes, n_dim)
@@ -93,7 +100,13 @@ class SpectralConv(nn.Module):
         return (
             f"in_channels={self.in_channels}, out_channels={self.out_channels}, modes={self.modes}, "
             f"share_corner_weights={self.share_corner_weights}, fft_norm={self.fft_norm!r}"
+            + (", full_precision=True" if self.full_precision else "")
         )
+
+    def output_dtype(self, x: torch.Tensor) -> torch.dtype:
+        """dtype of the output for input ``x``: ``x.dtype``, or with ``full_precision`` the promoted dtype of
+        ``x`` and the weights."""
+        return full_precision_dtype(x, self.weight) if self.full_precision else x.dtype
 
     def min_resolution(self) -> tuple[int, ...]:
         """Smallest grid ``S`` this layer accepts (``2*m`` per dim, ``2*m-2`` on the last)."""
@@ -130,10 +143,10 @@ class SpectralConv(nn.Module):
             )
         spatial = tuple(x.shape[2:])
         self.check_resolution(spatial)
-        in_dtype = x.dtype
+        out_dtype = self.output_dtype(x)
         dims = tuple(range(-self.n_dim, 0))
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            xf = x.float() if in_dtype != torch.float64 else x
+        with autocast_disabled(x):
+            xf = x.to(torch.float64 if out_dtype == torch.float64 else torch.float32)
             x_ft = torch.fft.rfftn(xf, dim=dims, norm=self.fft_norm)
             weight = torch.view_as_complex(self.weight.float() if xf.dtype == torch.float32 else self.weight.double())
             out_ft = x_ft.new_zeros(x.shape[0], self.out_channels, *x_ft.shape[2:])
@@ -143,4 +156,4 @@ class SpectralConv(nn.Module):
             y = torch.fft.irfftn(out_ft, s=spatial, dim=dims, norm=self.fft_norm)
             if self.bias is not None:
                 y = y + self.bias.to(y.dtype)
-        return y.to(in_dtype)
+        return y.to(out_dtype)

@@ -18,6 +18,10 @@ Discretisation:
   and their ``O(dt^p)`` error is made small by asking the SFNO for a finer output time grid (it predicts any
   number of steps), which is what the refinement task does (``time_refinement``).
 
+Precision: the time derivative and the residual are computed in float32 (float64 for float64 trajectories) with
+autocast disabled, whatever the caller's autocast state (Lightning ``precision="bf16-mixed"``): a finite
+difference of nearly equal snapshots and the cancelling terms of ``R`` would keep a few significant bits in bf16.
+
 ``H^{-1}`` norm: ``||R||^2 = sum_k (alpha + 4 pi^2 |k|^2)^{-1} |R_k|^2`` (Parseval,
 :func:`operators.losses.sobolev_norm_squared`); per sample the Bochner mean over time
 ``sqrt(mean_t ||R(t)||^2_{H^{-1}})``.
@@ -32,6 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from operators.layers.precision import autocast_disabled
 from operators.losses import sobolev_norm_squared
 
 
@@ -42,12 +47,19 @@ def _wavenumbers(n: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def time_derivative(w: torch.Tensor, dt: float, order: int = 2, dim: int = 1) -> torch.Tensor:
-    """Finite-difference ``d/dt`` along ``dim`` of a uniformly sampled trajectory (spacing ``dt``).
+    """Finite-difference ``d/dt`` along ``dim`` of a uniformly sampled trajectory (spacing ``dt``), same shape as
+    ``w`` (e.g. ``(B, T, n, n)``), computed in float32 (float64 for float64 ``w``) with autocast disabled.
 
     ``order=2``: central inside, one-sided 2nd order at the ends (needs >= 3 steps; 2 steps fall back to the
     first-order difference). ``order=4``: 5-point central inside, 4th-order one-sided stencils for the first
     and last two points (needs >= 5 steps).
     """
+    w = w.to(torch.float64 if w.dtype == torch.float64 else torch.float32)
+    with autocast_disabled(w):
+        return _time_derivative(w, dt, order, dim)
+
+
+def _time_derivative(w: torch.Tensor, dt: float, order: int, dim: int) -> torch.Tensor:
     n = w.shape[dim]
     if n < 2:
         raise ValueError(f"a time derivative needs >= 2 time steps; got {n}")
@@ -129,13 +141,18 @@ class NavierStokesResidual(nn.Module):
         return self._forcing_cache[key]
 
     def forward(self, w: torch.Tensor, dt: float | None = None) -> torch.Tensor:
-        """The residual ``R`` ``(B, T, n, n)`` of the vorticity trajectory ``w`` ``(B, T, n, n)``."""
+        """The residual ``R`` ``(B, T, n, n)`` of the vorticity trajectory ``w`` ``(B, T, n, n)``, in float32
+        (float64 for float64 ``w``) with autocast disabled."""
         if w.dim() != 4 or w.shape[-1] != w.shape[-2]:
             raise ValueError(f"expected a vorticity trajectory (B, T, n, n); got shape {tuple(w.shape)}")
         dt = self.dt if dt is None else float(dt)
-        n = w.shape[-1]
         real = torch.float64 if w.dtype == torch.float64 else torch.float32
         w = w.to(real)
+        with autocast_disabled(w):
+            return self._residual(w, dt)
+
+    def _residual(self, w: torch.Tensor, dt: float) -> torch.Tensor:
+        n, real = w.shape[-1], w.dtype
         kx, ky = _wavenumbers(n, w.device, real)
         k2 = 4 * math.pi**2 * (kx**2 + ky**2)
         inv_k2 = torch.where(k2 > 0, 1.0 / k2.clamp_min(1e-30), torch.zeros_like(k2))
@@ -155,9 +172,11 @@ class NavierStokesResidual(nn.Module):
         return r if f is None else r - f
 
     def h_minus_1(self, w: torch.Tensor, dt: float | None = None) -> torch.Tensor:
-        """Per-sample ``sqrt(mean_t ||R(t)||^2_{H^{-1}})`` ``(B,)`` of trajectories ``(B, T, n, n)``."""
+        """Per-sample ``sqrt(mean_t ||R(t)||^2_{H^{-1}})`` ``(B,)`` of trajectories ``(B, T, n, n)``, in float32
+        (float64 for float64 ``w``) with autocast disabled."""
         r = self(w, dt)
-        return (sobolev_norm_squared(r, -1.0, self.alpha, n_dim=2) / r.shape[1]).sqrt()
+        with autocast_disabled(r):
+            return (sobolev_norm_squared(r, -1.0, self.alpha, n_dim=2) / r.shape[1]).sqrt()
 
 
 def residual_metrics_for(datamodule: Any, step_channels: int = 1) -> dict[str, Callable[[torch.Tensor, dict], torch.Tensor]]:

@@ -3,8 +3,13 @@
 - ``${repeat:12,${data.spatial_dims}}`` -> ``[12, 12]``: per-dimension values for a model whose
   dimension follows the data (``model=fno`` trains on 1-D Burgers and 2-D Darcy alike).
 - ``${if_else:${data.periodic},0,0.1}`` -> ``0`` for periodic data, ``0.1`` otherwise.
+- ``${not:${data.periodic}}`` -> ``true`` for non-periodic data: the grid-embedding convention of the models
+  (``grid_endpoint``), the data's own grid (periodic ``j / n``; non-periodic grids include both boundaries,
+  ``j / (n - 1)``).
+- ``${cuda_accelerator:${trainer.accelerator}}`` -> ``true`` when the trainer runs on CUDA devices (``cuda``;
+  ``gpu`` unless Lightning would pick Apple's MPS; ``auto`` with CUDA available), else ``false``:
+  ``trainer.sync_batchnorm`` (torch's SyncBatchNorm raises on CPU tensors, so CPU DDP runs keep plain BatchNorm).
 - ``${int_div:10,1}`` -> ``10``: exact integer division (input snapshots = input channels / channels per step).
-- ``${ceil_div:1000,8}`` -> ``125``: rounded-up division (optimizer steps per epoch = ceil(n_train / batch_size)).
 - ``${cwd:}`` -> the directory the command was launched from. Unlike ``${hydra:runtime.cwd}`` it resolves before
   Hydra's run config exists, e.g. in ``hydra.sweep.dir`` when the launcher creates a sweep's directory.
 """
@@ -36,11 +41,29 @@ def _int_div(a: Any, b: Any) -> int:
     return a // b
 
 
-def _ceil_div(a: Any, b: Any) -> int:
-    a, b = int(a), int(b)
-    if b <= 0:
-        raise ValueError(f"ceil_div: divisor {b} is not allowed; use an integer >= 1")
-    return -(-a // b)
+def _as_bool(value: Any, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"{what}: {value!r} is not a boolean; use true or false")
+
+
+def _not(value: Any) -> bool:
+    return not _as_bool(value, "not")
+
+
+def _cuda_accelerator(accelerator: Any) -> bool:
+    import torch
+
+    name = str(accelerator).strip().lower()
+    if name == "cuda":
+        return True
+    if name == "gpu":  # Lightning maps "gpu" to MPS where that is available
+        return not torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.cuda.is_available()
+    return False
 
 
 def _cwd() -> str:
@@ -50,7 +73,7 @@ def _cwd() -> str:
 def register_resolvers() -> None:
     """Register the resolvers once (safe to call repeatedly)."""
     for name, fn in (("repeat", _repeat), ("if_else", _if_else), ("int_div", _int_div),
-                     ("ceil_div", _ceil_div), ("cwd", _cwd)):
+                     ("cwd", _cwd), ("not", _not), ("cuda_accelerator", _cuda_accelerator)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 
