@@ -1,10 +1,13 @@
 """The on-disk dataset cache: one directory per generation config, shared by every run that asks for it.
 
 ``<data_dir>/<pde>/<hash>/`` where ``<hash>`` is :func:`datasets.storage.config_hash` of the generation config
-(the problem's full ``config()`` plus the data seed; not the sample counts). It holds ``config.json`` (the
-config, for people), ``<split>.h5`` per finished split and ``<split>.lock``. A sweep of many jobs over the same
-data therefore generates it once: :meth:`DatasetCache.ensure_split` takes a file lock, so concurrent jobs
-wait for the first one and then read its file. Asking for more samples than stored extends the file (samples
+(the problem's ``storage_config()`` plus the data seed; not the sample counts, and not the loaded ``resolution``
+of a gridded problem, whose data are stored at ``store_resolution`` -- by default the solver grid -- and
+subsampled to ``resolution`` while reading). It holds ``config.json`` (the config, for people), ``<split>.h5``
+per finished split and ``<split>.lock``. Loading the same data at another resolution therefore reads the same
+files and solves nothing. A sweep of many jobs over the same data generates it once:
+:meth:`DatasetCache.ensure_split` takes a file lock, so concurrent jobs wait for the first one and then read its
+file. Asking for more samples than stored extends the file (samples
 are determined by their index, so the first ``n`` never change). A cached file that fails validation is
 reported with a warning, deleted and regenerated, never used.
 """
@@ -20,7 +23,14 @@ from typing import Any
 
 from filelock import FileLock
 
-from datasets.generate import DEFAULT_CHUNK_SIZE, ProgressFn, SplitResult, generate_split, generation_config
+from datasets.generate import (
+    DEFAULT_CHUNK_SIZE,
+    ProgressFn,
+    SplitResult,
+    generate_split,
+    generation_config,
+    storage_problem,
+)
 from datasets.storage import (
     CorruptDatasetError,
     StoredSplit,
@@ -102,7 +112,9 @@ class DatasetCache:
 
     def ensure_split(self, problem: Any, seed: int, split: str, n: int,
                      progress: ProgressFn | None = None) -> SplitResult:
-        """Make sure ``split`` holds at least ``n`` valid samples (generating, resuming or extending it)."""
+        """Make sure ``split`` holds at least ``n`` valid samples (generating, resuming or extending it), at the
+        problem's stored grid."""
+        problem = storage_problem(problem)
         directory = self.directory(problem, seed)
         path = split_path(directory, split)
         expected = config_hash(generation_config(problem, seed))
@@ -131,13 +143,24 @@ class DatasetCache:
 
     def load_split(self, problem: Any, seed: int, split: str, n: int,
                    progress: ProgressFn | None = None) -> StoredSplit:
-        """Ensure, then read the first ``n`` samples of ``split`` (a file corrupt on read is regenerated once)."""
-        shapes = {k: tuple(v) for k, v in problem.field_shapes().items()}
-        expected = config_hash(generation_config(problem, seed))
+        """Ensure, then read the first ``n`` samples of ``split`` at ``problem``'s resolution (a file corrupt on
+        read is regenerated once).
+
+        The stored (``store_resolution``) arrays are subsampled while reading (block of samples by block, see
+        :func:`~datasets.storage.read_split`, so memory is that of the loaded grid); the returned fields have
+        ``problem.field_shapes()`` and the coordinates are the stored ones subsampled the same way."""
+        store = storage_problem(problem)
+        shapes = {k: tuple(v) for k, v in store.field_shapes().items()}
+        select = problem.read_selection() if store is not problem else None
+        expected = config_hash(generation_config(store, seed))
         for attempt in range(2):
-            result = self.ensure_split(problem, seed, split, n, progress=progress)
+            result = self.ensure_split(store, seed, split, n, progress=progress)
             try:
-                return read_split(result.path, pde=problem.name, expected_hash=expected, n=n, fields=shapes)
+                stored = read_split(result.path, pde=problem.name, expected_hash=expected, n=n, fields=shapes,
+                                    select=select)
+                if store is not problem:
+                    stored.coords = problem.subsample_coordinates(stored.coords)
+                return stored
             except CorruptDatasetError as exc:
                 if attempt:
                     raise

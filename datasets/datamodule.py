@@ -6,9 +6,15 @@ time-dependent fields, channel ``k * C + c`` holds field ``c`` (in ``inputs`` / 
 time-dependent ones. ``in_channels`` is the total input channel count, ``out_channels`` the target channels
 *per step* (what a rollout network produces), ``n_target_steps`` the number of target steps.
 
-``prepare_data`` (rank 0 of each node) generates missing data through :class:`datasets.cache.DatasetCache`;
-``setup`` loads the splits into memory. With ``data_on_device`` and a CUDA root device, whole splits are kept
-on the GPU and served by :class:`datasets.device_loader.DeviceBatchLoader`.
+Lightning drives the data: ``prepare_data`` runs on local rank 0 of each node (``prepare_data_per_node=true``,
+for node-local disks) or on global rank 0 only (``false``, for a shared filesystem), followed by a barrier, and
+generates missing data through :class:`datasets.cache.DatasetCache`; ``setup`` then loads the splits into memory
+on every rank. Every loader is a plain ``DataLoader`` over a :class:`datasets.tensor_dataset.TensorDictDataset`;
+with ``data_on_device`` the split's tensors are first moved to the trainer's root device (the GPU-resident path:
+no host copies, no workers; on a CPU root device the same path runs, which is how CI tests it). Training batches
+are shuffled by the run's RNG (``seed``; under DDP by Lightning's ``DistributedSampler`` seeded with it);
+validation and test batches are sharded by :class:`datasets.evaluation_sampler.EvaluationShardSampler`, so every
+sample is evaluated exactly once across ranks.
 """
 from __future__ import annotations
 
@@ -20,10 +26,11 @@ from typing import Any, Sequence
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from datasets.cache import DatasetCache
-from datasets.device_loader import DeviceBatchLoader, tensors_nbytes
+from datasets.evaluation_sampler import EvaluationShardSampler
+from datasets.tensor_dataset import TensorDictDataset, collate_batch, tensors_nbytes
 from datasets.generate import DATAMODULE_KEYS, DEFAULT_CHUNK_SIZE, make_problem, problem_params  # noqa: F401
 from datasets.storage import SPLITS, StoredSplit
 
@@ -85,26 +92,15 @@ def _positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
-class DictTensorDataset(Dataset):
-    """Samples ``{"x": x[i], "y": y[i]}`` of in-memory tensors."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.x, self.y = x, y
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"x": self.x[i], "y": self.y[i]}
-
-
 class GridDataModule(pl.LightningDataModule):
     """Generated (and cached) gridded PDE data as ``{"x", "y"}`` batches.
 
     Args:
         pde: problem name (``burgers``, ``darcy``, ``navier_stokes``).
         n_train / n_val / n_test: samples per split (the first ``n`` of each stored split).
-        resolution: grid points per spatial dimension of the stored data (subsampled from ``solver_resolution``).
+        resolution: grid points per spatial dimension of the loaded data, strided from the stored grid
+            (``store_resolution``, by default the solver grid); not part of the cache's config hash, so every
+            resolution that subsamples the stored grid reads the same files.
         solver_resolution: grid of the numerical solver.
         seed: data seed (sample ``i`` of a split depends only on ``(seed, split, i)``).
         inputs / targets: stored field names forming ``x`` and ``y`` (default: the problem's).
@@ -113,8 +109,11 @@ class GridDataModule(pl.LightningDataModule):
         spatial_dims / periodic: descriptive keys the model configs read; checked when the problem knows them.
         batch_size / eval_batch_size / num_workers / pin_memory: loader settings.
         data_dir: root of the dataset cache.
-        data_on_device: ``"auto"`` (CUDA root device and the data fit under ``device_max_mb``), ``true`` or
-            ``false``: keep whole splits on the accelerator and index batches there.
+        data_on_device: ``"auto"`` (a CUDA root device and the data fit under ``device_max_mb``), ``true`` (always,
+            whatever the root device: on a CPU the tensors simply stay where they are) or ``false``: keep whole
+            splits on the trainer's root device and index batches there.
+        prepare_data_per_node: generate missing data on local rank 0 of every node (``true``) or on global rank 0
+            only (``false``: one shared filesystem).
         chunk_size: samples generated per written chunk; generation_device: where the solver runs.
         **pde_params: parameters of the problem (``nu``, ``alpha``, ``tau``, ``t_final``, ``dt``, ...).
     """
@@ -147,10 +146,14 @@ class GridDataModule(pl.LightningDataModule):
         device_max_mb: float = 4096.0,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         generation_device: str = "cpu",
+        prepare_data_per_node: bool = True,
         **pde_params: Any,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        if not isinstance(prepare_data_per_node, bool):
+            raise ValueError(f"prepare_data_per_node={prepare_data_per_node!r} is not allowed; use true or false")
+        self.prepare_data_per_node = prepare_data_per_node
         self.sizes = {s: _positive_int(v, f"n_{s}") for s, v in zip(SPLITS, (n_train, n_val, n_test))}
         _positive_int(resolution, "resolution")
         if solver_resolution is not None:
@@ -295,7 +298,10 @@ class GridDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------ data
     def prepare_data(self) -> None:
-        """Generate (once per config, under a file lock) every split that is missing or too short."""
+        """Generate (once per config, under a file lock) every split that is missing or too short. Lightning
+        calls this on one process per node (or one in all, ``prepare_data_per_node=false``), then a barrier."""
+        trainer = getattr(self, "trainer", None)
+        log.info("prepare_data on global rank %s", trainer.global_rank if trainer is not None else "- (no trainer)")
         for split, n in self.sizes.items():
             self.cache.ensure_split(self.problem, self.seed, split, n)
 
@@ -312,7 +318,10 @@ class GridDataModule(pl.LightningDataModule):
         return torch.from_numpy(np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32))
 
     def load(self, split: str) -> dict[str, torch.Tensor]:
-        """Load ``split`` into memory as ``{"x", "y"}`` CPU tensors (generating it if needed)."""
+        """Load ``split`` into memory as ``{"x", "y"}`` CPU tensors (generating it if needed).
+
+        The data are stored at the problem's ``store_resolution`` (default: the solver grid) and read at
+        ``resolution`` by strided HDF5 selection; ``self.coords`` become the coordinates of the loaded grid."""
         if split not in self.data:
             stored = self.cache.load_split(self.problem, self.seed, split, self.sizes[split])
             self.coords = stored.coords
@@ -332,39 +341,54 @@ class GridDataModule(pl.LightningDataModule):
         return data["x"], data["y"]
 
     def with_resolution(self, resolution: int) -> "GridDataModule":
-        """The same data module at another stored resolution (same samples, solved again and subsampled)."""
-        return type(self)(**{**dict(self.hparams), "resolution": int(resolution)})
+        """The same data module at another loaded resolution: the same samples, read through the same cache from
+        the same store (nothing is solved again when ``resolution`` subsamples the stored grid)."""
+        other = type(self)(**{**dict(self.hparams), "resolution": int(resolution)})
+        other.cache = self.cache
+        return other
 
     # ------------------------------------------------------------------ loaders
     def _device_for_data(self) -> torch.device | None:
+        """The device to keep the splits on (``data_on_device``), or ``None`` to serve them from host memory."""
         setting = self.hparams.data_on_device
         trainer = getattr(self, "trainer", None)
         if setting is False or trainer is None:
             return None
         device = trainer.strategy.root_device
-        if device.type != "cuda":
-            if setting is True:
-                log.info("data_on_device=true ignored: the root device is %s", device)
-            return None
-        total = sum(tensors_nbytes(d) for d in self.data.values()) / 2**20
-        if setting == "auto" and total > float(self.hparams.device_max_mb):
-            log.info("keeping data on the host: %.0f MB > device_max_mb=%s", total, self.hparams.device_max_mb)
-            return None
+        if setting == "auto":
+            if device.type != "cuda":
+                return None
+            total = sum(tensors_nbytes(d) for d in self.data.values()) / 2**20
+            if total > float(self.hparams.device_max_mb):
+                log.info("keeping data on the host: %.0f MB > device_max_mb=%s", total, self.hparams.device_max_mb)
+                return None
         return device
 
-    def _loader(self, split: str, shuffle: bool) -> Any:
+    def _process_group(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0
+        return int(trainer.world_size), int(trainer.global_rank)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
         data = self.load(split)
         batch_size = self.batch_size if split == "train" else self.eval_batch_size
         device = self._device_for_data()
+        num_workers, pin_memory = self.num_workers, self.pin_memory
         if device is not None:
-            trainer = self.trainer
-            tensors = {k: v.to(device, non_blocking=True) for k, v in data.items()}
-            self.data[split] = tensors
-            return DeviceBatchLoader(tensors, batch_size, shuffle=shuffle, seed=self.seed,
-                                     num_replicas=trainer.world_size, rank=trainer.global_rank)
-        return DataLoader(DictTensorDataset(data["x"], data["y"]), batch_size=batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0)
+            if any(v.device != device for v in data.values()):
+                data = {k: v.to(device, non_blocking=True) for k, v in data.items()}
+                self.data[split] = data
+                log.info("%s split kept on %s (%.1f MB)", split, device, tensors_nbytes(data) / 2**20)
+            num_workers, pin_memory = 0, False  # batches are gathered on the device itself
+        dataset = TensorDictDataset(data)
+        sampler = None
+        if split != "train":
+            world, rank = self._process_group()
+            sampler = EvaluationShardSampler(dataset, num_replicas=world, rank=rank, split=split)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle if sampler is None else False,
+                          sampler=sampler, collate_fn=collate_batch, num_workers=num_workers,
+                          pin_memory=pin_memory, persistent_workers=num_workers > 0)
 
     def train_dataloader(self) -> Any:
         return self._loader("train", shuffle=True)

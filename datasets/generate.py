@@ -7,9 +7,10 @@ Examples::
     python -m datasets.generate data=navier_stokes generate.device=cuda
 
 Every split is written chunk by chunk to ``<data_dir>/<pde>/<config hash>/<split>.h5`` (see
-:mod:`datasets.storage`); an interrupted run resumes where it stopped, and a run asking for more samples than
-stored extends the files. The library side (:func:`generate_split`) is what :mod:`datasets.cache` and the
-datamodule call.
+:mod:`datasets.storage`) at the stored grid (``data.store_resolution``, default the solver grid; ``data.resolution``
+is only what is loaded and is not part of the hash); an interrupted run resumes where it stopped, and a run asking
+for more samples than stored extends the files. The library side (:func:`generate_split`) is what
+:mod:`datasets.cache` and the datamodule call.
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ DATAMODULE_KEYS = frozenset({
     "_target_", "pde", "n_train", "n_val", "n_test", "seed", "inputs", "targets", "input_steps", "target_steps",
     "in_channels", "out_channels", "n_input_steps", "n_target_steps", "spatial_dims", "periodic", "batch_size",
     "num_workers", "data_dir", "data_on_device", "device_max_mb", "chunk_size", "generation_device",
-    "pin_memory", "eval_batch_size",
+    "pin_memory", "eval_batch_size", "prepare_data_per_node",
 })
 
 
@@ -57,18 +58,28 @@ def make_problem(pde: str, **params: Any):
     return _make(pde, **params)
 
 
+def storage_problem(problem: Any) -> Any:
+    """The problem whose samples are stored for ``problem``: at its ``store_resolution`` for a gridded problem
+    (:meth:`~datasets.pdes.base.PDEProblem.storage_problem`), the problem itself otherwise."""
+    make = getattr(problem, "storage_problem", None)
+    return make() if callable(make) else problem
+
+
 def generation_config(problem: Any, seed: int) -> dict[str, Any]:
-    """What determines the stored data: the problem's full config plus the data seed (never ``n``)."""
-    cfg = dict(problem.config())
+    """What determines the stored data: the problem's storage config (its full config without the loaded
+    ``resolution`` of a gridded problem) plus the data seed (never ``n``)."""
+    config = getattr(problem, "storage_config", None)
+    cfg = dict(config() if callable(config) else problem.config())
     cfg.setdefault("pde", problem.name)
     cfg["seed"] = int(seed)
     return cfg
 
 
 def split_spec(problem: Any, seed: int, split: str, n_total: int) -> SplitSpec:
-    """The :class:`SplitSpec` of ``split`` for ``problem``."""
+    """The :class:`SplitSpec` of ``split`` for ``problem`` (shapes and coordinates of its stored grid)."""
     if split not in SPLITS:
         raise ValueError(f"split={split!r} is not allowed; use one of {', '.join(SPLITS)}")
+    problem = storage_problem(problem)
     coords = {k: np.asarray(v) for k, v in problem.coordinates().items()}
     fields = {k: tuple(int(s) for s in v) for k, v in problem.field_shapes().items()}
     return SplitSpec(pde=problem.name, split=split, config=generation_config(problem, seed), fields=fields,
@@ -106,12 +117,14 @@ def generate_split(
     """Write (or resume, or extend) ``split`` with ``n`` samples at ``path``; return what was done.
 
     Sample ``i`` depends only on ``(seed, split, i)`` (the problem draws it from its own generator), so a
-    resumed or extended file holds exactly what an uninterrupted run writes.
+    resumed or extended file holds exactly what an uninterrupted run writes. A gridded problem is written at its
+    ``store_resolution`` (:func:`storage_problem`), whatever its ``resolution``.
     """
     if n <= 0:
         raise ValueError(f"n_{split}={n} is not allowed; use a positive number of samples")
     if chunk_size <= 0:
         raise ValueError(f"chunk_size={chunk_size} is not allowed; use a positive integer")
+    problem = storage_problem(problem)
     start_time = time.perf_counter()
     spec = split_spec(problem, seed, split, n)
     with SplitWriter(path, spec) as writer:
@@ -133,8 +146,14 @@ def generate_split(
 
 # ---------------------------------------------------------------------------------------------- command line
 def _rich_progress():
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn())

@@ -28,6 +28,8 @@ import h5py
 import numpy as np
 
 FORMAT_VERSION = 1
+#: largest block of whole samples :func:`read_split` reads at once when it subsamples (``select``)
+READ_BLOCK_BYTES = 64 * 2**20
 PARTIAL_SUFFIX = ".partial"
 SPLITS = ("train", "val", "test")
 
@@ -265,7 +267,7 @@ class SplitWriter:
             self._file.close()
             self._file = None
 
-    def __enter__(self) -> "SplitWriter":
+    def __enter__(self) -> SplitWriter:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -309,6 +311,7 @@ def read_split(
     n: int | None = None,
     fields: Mapping[str, Sequence[int]] | None = None,
     load: Iterable[str] | None = None,
+    select: Mapping[str, tuple[slice, ...]] | None = None,
 ) -> StoredSplit:
     """Read and validate a split file.
 
@@ -316,8 +319,14 @@ def read_split(
         pde: the problem asked for (named in errors; checked against the file).
         expected_hash: the generation-config hash the file must carry.
         n: read the first ``n`` samples (the file must hold at least ``n``); ``None`` reads all.
-        fields: expected per-sample shapes, e.g. ``{"u": (T, S)}``.
+        fields: expected per-sample shapes (as stored), e.g. ``{"u": (T, S)}``.
         load: the fields to read (default: all of ``fields`` or all stored fields).
+        select: field name -> per-sample index (slices) applied while reading, e.g. ``(slice(None),
+            slice(None, None, 4))`` to keep every 4th point of ``(T, S)`` samples. Samples are read in blocks of
+            whole samples (at most ``READ_BLOCK_BYTES``, at least one sample) and subsampled block by block into
+            the result, so memory is that of the subsampled arrays plus one block. (HDF5's own strided selection
+            gives the same values but is 10-70x slower: 0.17-1.4 s per 51 x 256^2 sample.) Fields not named are
+            read whole.
 
     Raises:
         CorruptDatasetError: unreadable file, incomplete file, wrong problem, hash, shapes or too few samples.
@@ -364,14 +373,32 @@ def read_split(
                 if name in expected and tuple(ds.shape[1:]) != expected[name]:
                     raise bad(f"field '{name}' has sample shape {tuple(ds.shape[1:])}, expected {expected[name]}")
             count = n_stored if n is None else n
+            select = dict(select or {})
             for name in names:
-                out[name] = f[name][:count]
+                index = tuple(select.get(name, ()))
+                if len(index) > len(f[name].shape) - 1:
+                    raise bad(f"field '{name}' has {len(f[name].shape) - 1} sample axes, selection {index} has more")
+                out[name] = _read_subsampled(f[name], count, index)
             coords = {k: v[()] for k, v in f["coords"].items()} if "coords" in f else {}
     except CorruptDatasetError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise bad(f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     return StoredSplit(path=path, fields=out, coords=coords, attrs=attrs)
+
+
+def _read_subsampled(ds: h5py.Dataset, count: int, index: tuple[slice, ...]) -> np.ndarray:
+    """``ds[:count][(slice(None), *index)]`` without holding more than one block of whole samples in memory."""
+    if not index or all(sl == slice(None) for sl in index):
+        return ds[:count]
+    shape = [len(range(*sl.indices(dim))) for sl, dim in zip(index, ds.shape[1:])] + list(ds.shape[1 + len(index):])
+    out = np.empty((count, *shape), dtype=ds.dtype)
+    per_sample = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
+    block = max(1, READ_BLOCK_BYTES // per_sample)
+    for start in range(0, count, block):
+        stop = min(count, start + block)
+        out[start:stop] = ds[start:stop][(slice(None), *index)]
+    return out
 
 
 def validate_split(path: str | os.PathLike, **kwargs: Any) -> dict[str, Any]:

@@ -12,8 +12,6 @@ from datasets.pdes import make_problem
 from datasets.pdes.burgers import Burgers, solve_burgers
 from datasets.seeding import sample_generators
 
-
-
 NU = 0.02
 T = 0.5
 
@@ -78,9 +76,10 @@ def test_problem_generates_fno_style_trajectories() -> None:
     # snapshot 0 is the GRF initial condition, subsampled by striding
     u0 = p.grf().sample(sample_generators(3, "train", [0, 1, 2]))
     np.testing.assert_allclose(u[:, 0], u0[:, ::4].numpy(), rtol=1e-6, atol=1e-6)
-    # Burgers conserves the mean of u (the flux is periodic); viscosity dissipates the L2 norm
+    # zero-mean initial condition (as the reference GRF1 with m = 0), and Burgers conserves the mean of u (the
+    # flux is periodic); viscosity dissipates the L2 norm
     full = solve_burgers(u0, 0.1, [0.0, 0.5, 1.0], 1e-2)
-    np.testing.assert_allclose(full.mean(-1), full[:, :1].mean(-1).expand(-1, 3), atol=1e-12)
+    assert full.mean(-1).abs().max() < 1e-12 and u0.abs().max() > 0.1
     energy = (full**2).mean(-1)
     assert (energy[:, 1:] < energy[:, :-1]).all()
     # sample i depends only on (seed, split, i)
@@ -90,11 +89,37 @@ def test_problem_generates_fno_style_trajectories() -> None:
     assert not np.allclose(other[0], u[2])
 
 
+def test_initial_condition_is_the_zero_mean_reference_grf() -> None:
+    """GRF1(N/2, m = 0, gamma, tau, sigma, 'periodic'): u0 = sum_{k >= 1} sqrt(2) sigma ((2 pi k)^2 + tau^2)^(-gamma/2)
+    (xi_k cos 2 pi k x + eta_k sin 2 pi k x), so the mean is 0 and the pointwise variance is
+    sum_k 2 sigma^2 ((2 pi k)^2 + tau^2)^(-gamma) (the sine of the Nyquist mode vanishes on the grid)."""
+    n, m = 256, 2000
+    p = Burgers(solver_resolution=n, resolution=n)
+    u0 = p.grf().sample(sample_generators(0, "train", range(m)))
+    assert u0.mean(-1).abs().max() < 1e-12  # every sample, not just on average
+    sigma, tau, gamma = p.sigma, p.tau, p.alpha
+    k = torch.arange(1, n // 2 + 1, dtype=torch.float64)
+    lam = sigma**2 * ((2 * math.pi * k) ** 2 + tau**2) ** (-gamma)  # per cos / sin coefficient: 2 lam
+    weight = torch.full_like(k, 2.0)
+    weight[-1] = 1.0  # Nyquist: cosine only
+    expected = float((weight * lam).sum())
+    # spatial mean of u0^2 of one sample = sum of its squared coefficients: variance 2 sum_(all k) lam_k^2
+    se = math.sqrt(float((2 * weight * lam**2).sum()) / m)
+    empirical = float((u0**2).mean())
+    assert abs(empirical - expected) < 5 * se, (empirical, expected, se)
+    assert abs(expected - 0.3523) < 1e-3  # FNO values: sum_k 2 * 625 ((2 pi k)^2 + 25)^-2
+    # the old convention (a random mean ~ N(0, sigma^2 tau^(-2 gamma)) = N(0, 1)) would fail by far
+    assert abs(empirical - (expected + sigma**2 * tau ** (-2 * gamma))) > 50 * se
+    u = solve_burgers(u0[:4], p.nu, [0.0, 0.5, 1.0], 1e-2)
+    assert u.mean(-1).abs().max() < 1e-12  # the conserved mean stays zero
+
+
 def test_default_is_fno_setting() -> None:
     p = Burgers()
     assert (p.nu, p.resolution, p.solver_resolution, p.t_final) == (0.1, 1024, 8192, 1.0)
     assert (p.alpha, p.tau, p.sigma**2) == (2.0, 5.0, 625.0)
     assert p.stride == 8 and p.coordinates()["t"][[0, -1]].tolist() == [0.0, 1.0]
+    assert p.store_resolution == 8192 and p.read_stride == 8 and "resolution" not in p.storage_config()
     assert p.config()["pde"] == "burgers"
 
 
@@ -107,6 +132,9 @@ def test_default_is_fno_setting() -> None:
         (dict(n_snapshots=1), "n_snapshots=1"),
         (dict(dt=0), "dt=0"),
         (dict(solver_resolution=8191, resolution=8191), "solver_resolution=8191"),
+        (dict(store_resolution=3000), "store_resolution=3000 is not allowed with solver_resolution=8192"),
+        (dict(store_resolution=512), "resolution=1024 is not allowed; use at most store_resolution=512"),
+        (dict(store_resolution=16384), "store_resolution=16384 is not allowed; use at most solver_resolution"),
         (dict(viscosity=0.1), "unknown burgers parameter"),
     ],
 )

@@ -12,8 +12,6 @@ from datasets.pdes import make_problem
 from datasets.pdes.darcy import Darcy, DarcyOperator, assemble_matrix, solve_darcy
 from datasets.seeding import sample_generators
 
-
-
 PI = math.pi
 
 
@@ -100,12 +98,54 @@ def test_problem_generates_fno_style_pairs() -> None:
     np.testing.assert_allclose(cg["u"], u, rtol=1e-5, atol=1e-8)
 
 
+def _fraction_variance(n: int, alpha: float, tau: float, factor: float = PI**2, keep_mean: bool = False) -> float:
+    """Closed-form variance of the fraction of nodes with g >= 0 for the cosine-series GRF on n x n nodes, from
+    its covariance C(x, y) = sum_k lambda_k phi_k(x) phi_k(y) (phi_k = c_k1 c_k2 cos(pi k1 x1) cos(pi k2 x2),
+    lambda_k = (factor |k|^2 + tau^2)^(-alpha)) and Sheppard's formula
+    P(g_x >= 0, g_y >= 0) = 1/4 + arcsin(rho_xy) / (2 pi)."""
+    x = torch.linspace(0, 1, n, dtype=torch.float64)
+    k = torch.arange(n, dtype=torch.float64)
+    phi = math.sqrt(2) * torch.cos(PI * k[:, None] * x[None, :])
+    phi[0] = 1.0
+    lam = (factor * (k[:, None] ** 2 + k[None, :] ** 2) + tau**2) ** (-alpha)
+    if not keep_mean:
+        lam[0, 0] = 0.0
+    cov = torch.einsum("ab,ai,bj,ak,bl->ijkl", lam, phi, phi, phi, phi).reshape(n * n, n * n)
+    d = cov.diagonal().sqrt()
+    rho = (cov / d[:, None] / d[None, :]).clamp(-1.0, 1.0)
+    return float(torch.asin(rho).sum()) / (2 * PI) / n**4
+
+
+@pytest.mark.parametrize("tau", [3.0, 5.0])  # darcy (FNO) and darcy_rough (MgNO)
+def test_coefficient_follows_the_reference_grf(tau: float) -> None:
+    """MATLAB GRF(alpha, tau, s): cosine (Neumann) eigenvalues pi^2 |k|^2 and the mean mode removed. Thresholded
+    at 0, each node is a_high with probability 1/2 and the fraction of a_high nodes has the spread the covariance
+    implies; keeping the mean mode or using the torus eigenvalues 4 pi^2 |k|^2 fails."""
+    n, m = 17, 4000
+    p = Darcy(solver_resolution=n, resolution=n, tau=tau)
+    g = p.grf().sample(sample_generators(0, "train", range(m)))
+    w = torch.full((n,), 1.0 / (n - 1), dtype=torch.float64)
+    w[0] = w[-1] = 0.5 / (n - 1)
+    mean_coefficient = torch.einsum("bij,i,j->b", g, w, w)  # trapezoidal projection on the constant
+    assert mean_coefficient.abs().max() < 1e-14 and g.abs().max() > 0.1
+    frac = (p.coefficient(g) == p.a_high).to(torch.float64).mean((-2, -1))
+    expected = _fraction_variance(n, p.alpha, tau)
+    assert abs(float(frac.mean()) - 0.5) < 5 * math.sqrt(expected / m)
+    var, se = float(frac.var()), expected * math.sqrt(2.0 / (m - 1))
+    assert abs(var - expected) < 5 * se, (var, expected, se)
+    for wrong in (_fraction_variance(n, p.alpha, tau, keep_mean=True), _fraction_variance(n, p.alpha, tau, 4 * PI**2)):
+        assert abs(var - wrong) > 7 * se, (var, wrong, se)
+
+
 def test_default_is_fno_setting_and_allowed_subsamplings() -> None:
     p = Darcy()
     assert (p.resolution, p.solver_resolution, p.a_high, p.a_low, p.alpha, p.tau) == (85, 421, 12.0, 3.0, 2.0, 3.0)
     assert p.face_average == "arithmetic" and p.stride == 5
+    assert p.store_resolution == 421 and p.read_stride == 5 and "resolution" not in p.storage_config()
     for res, stride in ((421, 1), (211, 2), (141, 3), (106, 4), (85, 5)):
         assert Darcy(resolution=res).stride == stride
+    stored = Darcy(store_resolution=211, resolution=106)
+    assert (stored.stride, stored.read_stride) == (4, 2)
 
 
 @pytest.mark.parametrize(
@@ -113,6 +153,9 @@ def test_default_is_fno_setting_and_allowed_subsamplings() -> None:
     [
         (dict(resolution=100), r"resolution=100 is not allowed with solver_resolution=421.*\[2, 3, 4, 5, 6, 7, 8"),
         (dict(resolution=64, solver_resolution=128), "resolution=64"),
+        (dict(resolution=500), "resolution=500 is not allowed; use at most solver_resolution=421"),
+        (dict(store_resolution=200), r"store_resolution=200 is not allowed with solver_resolution=421.*\[2, 3, 4"),
+        (dict(store_resolution=211, resolution=85), r"resolution=85 is not allowed with store_resolution=211.*\[2, 3"),
         (dict(resolution=0), "resolution=0"),
         (dict(solver_resolution=-5), "solver_resolution=-5"),
         (dict(solver="gmres"), "solver='gmres'"),

@@ -10,10 +10,16 @@ import torch
 
 from datasets.grf import GaussianRandomField
 from datasets.pdes import make_problem
-from datasets.pdes.navier_stokes import NavierStokes, SpectralGrid, forcing, solve_navier_stokes
+from datasets.pdes.navier_stokes import (
+    MAX_CFL,
+    CFLError,
+    NavierStokes,
+    SpectralGrid,
+    cfl_number,
+    forcing,
+    solve_navier_stokes,
+)
 from datasets.seeding import sample_generators
-
-
 
 TWO_PI = 2 * math.pi
 
@@ -114,15 +120,104 @@ def test_problem_generates_fno_style_trajectories() -> None:
 
 def test_solver_refuses_to_return_garbage() -> None:
     w0 = _random_w0(16, 1, amplitude=2000.0)
-    with pytest.raises(RuntimeError, match="dt=0.5"):
-        solve_navier_stokes(w0, 1e-4, [0.0, 20.0], 0.5)
+    with pytest.raises(RuntimeError, match="dt=0.5"):  # without the CFL check: caught as non-finite
+        solve_navier_stokes(w0, 1e-4, [0.0, 20.0], 0.5, max_cfl=None)
+
+
+def _reference_w0(n: int, m: int) -> torch.Tensor:
+    return NavierStokes(solver_resolution=n, resolution=n).grf().sample(sample_generators(0, "train", range(m)))
+
+
+def test_too_large_dt_is_a_clear_cfl_error() -> None:
+    n = 64
+    w0 = _reference_w0(n, 4)
+    cfl = cfl_number(w0, 0.1)
+    assert float(cfl.max()) > MAX_CFL  # max(|u| + |v|) ~ 0.1 at t = 0
+    with pytest.raises(CFLError) as info:
+        solve_navier_stokes(w0, 1e-5, [0.0, 1.0], 0.1, forcing(n))
+    msg = str(info.value)
+    assert isinstance(info.value, ValueError) and "\n" not in msg
+    largest = MAX_CFL * 0.1 / float(cfl.max())
+    for words in ("dt=0.1", f"CFL number dt max(|u| + |v|) / dx = {float(cfl.max()):.3g} > 0.5", "at t=0",
+                  f"largest stable dt is {largest:.3g}"):
+        assert words in msg, msg
+    # the dt the error names passes the check at t = 0 (and this short run stays finite)
+    w = solve_navier_stokes(w0, 1e-5, [0.0, 0.05], 0.95 * largest, forcing(n))
+    assert torch.isfinite(w).all()
+
+
+def test_cfl_is_checked_at_every_snapshot() -> None:
+    """A strongly forced flow speeds up: the check at a later snapshot stops it (no per-step check)."""
+    n = 32
+    w0 = torch.zeros(1, n, n, dtype=torch.float64)
+    with pytest.raises(CFLError, match=r"dt=0.05 .* at t=[2-9]"):
+        solve_navier_stokes(w0, 1e-3, [float(t) for t in range(10)], 0.05, forcing(n, 1.0))
+
+
+def test_paper_time_step_passes_the_cfl_check() -> None:
+    """nu = 1e-5 (LSM), reference w0, forcing 0.1, dt = 1e-3 at 256^2. The CFL number scales with dt n and the
+    velocity is large-scale, so the whole 20 time units are run at 32^2 with dt = 8e-3 (the same dt n); 256^2
+    itself for the first 0.2."""
+    w = solve_navier_stokes(_reference_w0(32, 4), 1e-5, [float(t) for t in range(21)], 8e-3, forcing(32))
+    cfl = torch.stack([cfl_number(w[:, i], 8e-3) for i in range(w.shape[1])])
+    assert torch.isfinite(w).all() and float(cfl.max()) < 0.25, float(cfl.max())
+    assert float(cfl[-1].max()) > 2 * float(cfl[0].max())  # the forcing speeds the flow up
+    w = solve_navier_stokes(_reference_w0(256, 1), 1e-5, [0.0, 0.2], 1e-3, forcing(256))
+    assert torch.isfinite(w).all() and float(cfl_number(w[:, -1], 1e-3).max()) < 0.1
+
+
+def _closed_form_variances(n: int, alpha: float = 2.5, tau: float = 7.0) -> dict[str, torch.Tensor]:
+    """Per-mode variances lambda_k of the two conventions on the n x n FFT grid (mean mode 0): the pointwise
+    variance is their sum, and the spatial mean of w^2 of one sample has variance 2 sum lambda_k^2."""
+    k = torch.fft.fftfreq(n, d=1.0 / n, dtype=torch.float64)
+    kx, ky = torch.meshgrid(k, k, indexing="ij")
+    shape = (4 * math.pi**2 * (kx**2 + ky**2) + tau**2) ** (-alpha)
+    shape[0, 0] = 0.0
+    sigma = tau ** (alpha - 1)  # FNO GaussianRF: tau^(alpha - d/2)
+    return {"reference": 2 * sigma**2 * shape, "literal": sigma * shape}
+
+
+def _fno_reference_recipe(n: int, m: int, alpha: float = 2.5, tau: float = 7.0) -> torch.Tensor:
+    """The FNO reference sampler as described (not our sampler): complex coefficients sqrt_eig * (xi1 + i xi2)
+    at every k of the full FFT grid, sqrt_eig = n^2 sqrt(2) sigma (4 pi^2 |k|^2 + tau^2)^(-alpha/2), mean mode 0,
+    field = real part of the unnormalised inverse FFT."""
+    sigma = tau ** (alpha - 1)
+    k = torch.fft.fftfreq(n, d=1.0 / n, dtype=torch.float64)
+    kx, ky = torch.meshgrid(k, k, indexing="ij")
+    sqrt_eig = n**2 * math.sqrt(2.0) * sigma * (4 * math.pi**2 * (kx**2 + ky**2) + tau**2) ** (-alpha / 2)
+    sqrt_eig[0, 0] = 0.0
+    xi = torch.randn(m, n, n, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    return torch.fft.ifft2(sqrt_eig * torch.complex(xi[..., 0], xi[..., 1])).real
+
+
+@pytest.mark.parametrize("convention", ["reference", "literal"])
+def test_initial_vorticity_variance_follows_the_convention(convention: str) -> None:
+    n, m = 32, 400
+    p = NavierStokes(solver_resolution=n, resolution=n, grf_convention=convention)
+    w0 = p.grf().sample(sample_generators(0, "train", range(m)))
+    assert w0.mean((-2, -1)).abs().max() < 1e-13  # zero mean, sample by sample
+    lam = _closed_form_variances(n)
+    empirical = float((w0**2).mean())  # pooled over samples and grid points
+    se = {c: math.sqrt(2 * float((v**2).sum()) / m) for c, v in lam.items()}
+    expected = {c: float(v.sum()) for c, v in lam.items()}
+    assert abs(empirical - expected[convention]) < 5 * se[convention], (empirical, expected)
+    other = "literal" if convention == "reference" else "reference"
+    assert abs(empirical - expected[other]) > 20 * se[convention]  # the test fails for the other convention
+    assert math.isclose(math.sqrt(expected["reference"] / expected["literal"]), math.sqrt(2 * 7**1.5))
+    if convention == "reference":  # the reference recipe itself has this variance (the convention's derivation)
+        recipe = _fno_reference_recipe(n, m)
+        assert abs(float((recipe**2).mean()) - expected["reference"]) < 5 * se["reference"]
 
 
 def test_default_is_fno_setting() -> None:
     p = NavierStokes()
     assert (p.nu, p.resolution, p.solver_resolution, p.t_final, p.record_every) == (1e-3, 64, 256, 50.0, 1.0)
-    assert p.n_snapshots == 51 and p.stride == 4
-    assert (p.alpha, p.tau) == (2.5, 7.0) and math.isclose(p.sigma**2, 7**1.5)
+    assert p.n_snapshots == 51 and p.stride == 4 and p.store_resolution == 256 and p.read_stride == 4
+    assert (p.alpha, p.tau, p.grf_convention) == (2.5, 7.0, "reference")
+    assert math.isclose(p.sigma, 7**1.5) and math.isclose(p.covariance_scale(), 2 * 7**3)
+    literal = NavierStokes(grf_convention="literal")
+    assert math.isclose(literal.sigma**2, 7**1.5) and math.isclose(literal.covariance_scale(), 7**1.5)
+    assert math.isclose(NavierStokes(sigma=2.0).covariance_scale(), 8.0)
 
 
 @pytest.mark.parametrize(
@@ -134,6 +229,11 @@ def test_default_is_fno_setting() -> None:
         (dict(nu=0), "nu=0"),
         (dict(dt=2.0), "dt=2.0"),
         (dict(precision="float16"), "precision='float16'"),
+        (dict(grf_convention="paper"), "grf_convention='paper' is not allowed; use one of 'reference', 'literal'"),
+        (dict(sigma=-1.0), "sigma=-1.0"),
+        (dict(store_resolution=100), "store_resolution=100 is not allowed with solver_resolution=256"),
+        (dict(store_resolution=128, resolution=256), "resolution=256 is not allowed; use at most store_resolution"),
+        (dict(store_resolution=128, resolution=48), "resolution=48 is not allowed with store_resolution=128"),
         (dict(visc=1e-3), "unknown navier_stokes parameter"),
     ],
 )

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from datasets import storage
 from datasets.generate import generate_split, generation_config
 from datasets.pdes.base import PDEProblem, check_int, check_positive
 from datasets.storage import (
@@ -154,6 +155,19 @@ def test_reader_rejects_mismatches(tmp_path: Path) -> None:
         f.attrs["complete"] = False
     with pytest.raises(CorruptDatasetError, match=r"val\.h5.*'toy'"):
         read_split(path, pde="toy")
+
+
+def test_reader_subsamples_while_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    problem = Toy(resolution=12)
+    path = generate_split(problem, 0, "train", 5, tmp_path / "train.h5").path
+    full = _read(path, problem)
+    monkeypatch.setattr(storage, "READ_BLOCK_BYTES", 500)  # a u sample is 5 x 12 x 4 bytes: blocks of 2 + 1
+    part = read_split(path, pde="toy", n=3, select={"u": (slice(None, None, 2), slice(None, None, 3))})
+    assert part.fields["u"].shape == (3, 3, 4) and part.fields["a"].shape == (3, 12)  # "a" not named: whole
+    np.testing.assert_array_equal(part.fields["u"], full.fields["u"][:3, ::2, ::3])
+    np.testing.assert_array_equal(part.fields["a"], full.fields["a"][:3])
+    with pytest.raises(CorruptDatasetError, match="field 'a' has 1 sample axes"):
+        read_split(path, pde="toy", select={"a": (slice(None), slice(None))})
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])

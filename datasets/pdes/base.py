@@ -6,6 +6,12 @@ of samples ``indices`` of a split from the per-sample generators of :mod:`datase
 depends only on ``(seed, split, i)`` and the parameters, never on the batch it was generated in.
 
 Parameter errors are one-line :class:`ValueError` s naming the value and what is allowed.
+
+Stored grid vs loaded grid. A gridded problem (``grid_kind`` set) solves on ``solver_resolution`` points per
+dimension, **stores** its samples on ``store_resolution`` (default: the solver grid) and is **loaded** at
+``resolution``, a subsampling of the stored grid read by striding (:meth:`PDEProblem.read_selection`). The stored
+data are those of :meth:`PDEProblem.storage_problem` and are identified by :meth:`PDEProblem.storage_config`,
+which leaves ``resolution`` out: every resolution that subsamples one store reads the same files.
 """
 from __future__ import annotations
 
@@ -33,6 +39,15 @@ class PDEProblem(abc.ABC):
 
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    #: how a stored grid subsamples at read time: ``"periodic"`` (``n`` points ``x_j = j / n``; a grid of ``n``
+    #: is every ``S / n``-th point of one of ``S``), ``"nodes"`` (``n`` points ``x_j = j / (n - 1)``, both
+    #: boundaries included; every ``(S - 1) / (n - 1)``-th point), or ``None``: the problem has no
+    #: ``store_resolution`` and its data are stored at ``resolution`` itself.
+    grid_kind: ClassVar[str | None] = None
+    #: number of trailing spatial axes of every stored field (gridded problems)
+    space_axes: ClassVar[int] = 0
+    #: stored coordinate name -> its number of leading spatial axes, subsampled with the fields at read time
+    space_coords: ClassVar[dict[str, int]] = {}
 
     def __init__(self, device: str | torch.device = "cpu", **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))
@@ -75,8 +90,50 @@ class PDEProblem(abc.ABC):
 
     # ------------------------------------------------------------------------------------------ driver
     def config(self) -> dict[str, Any]:
-        """The generation parameters (JSON-able), e.g. for the storage manifest and its hash."""
+        """All parameters (JSON-able), ``resolution`` included."""
         return {"pde": self.name, **{k: _plain(v) for k, v in self.params.items()}}
+
+    def storage_config(self) -> dict[str, Any]:
+        """What determines the stored data (the storage manifest and its hash): :meth:`config` without the loaded
+        ``resolution`` for a gridded problem (its ``store_resolution`` stays), all of it otherwise."""
+        cfg = self.config()
+        if self.grid_kind is not None:
+            cfg.pop("resolution", None)
+        return cfg
+
+    @property
+    def read_stride(self) -> int:
+        """Stride from the stored grid to the loaded one (1 for a problem without read-time subsampling)."""
+        return int(self.__dict__.get("_read_stride", 1))
+
+    def storage_problem(self) -> PDEProblem:
+        """The problem whose samples are stored: this one at ``resolution = store_resolution`` (this one itself
+        when it is already there or has no read-time subsampling). Same parameters, so the same
+        :meth:`storage_config` and the same samples."""
+        if self.grid_kind is None or self.read_stride == 1:
+            return self
+        return type(self)(device=self.device, **{**self.params, "resolution": self.params["store_resolution"]})
+
+    def read_selection(self) -> dict[str, tuple[slice, ...]]:
+        """Field name -> per-sample index into the stored arrays (``storage_problem().field_shapes()``) that gives
+        this problem's ``field_shapes()``: every spatial axis (the trailing ``space_axes``) strided by
+        :attr:`read_stride`, the other axes (time) whole."""
+        s = self.read_stride
+        out = {}
+        for name, shape in self.field_shapes().items():
+            lead = len(shape) - self.space_axes
+            out[name] = (slice(None),) * lead + (slice(None, None, s),) * self.space_axes
+        return out
+
+    def subsample_coordinates(self, coords: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Stored coordinates (at ``store_resolution``) -> those of the loaded grid: the ``space_coords`` strided
+        by :attr:`read_stride` along their spatial axes, the others (``t``) unchanged."""
+        s = self.read_stride
+        out = dict(coords)
+        for name, axes in self.space_coords.items():
+            if name in out and s != 1:
+                out[name] = np.ascontiguousarray(np.asarray(out[name])[(slice(None, None, s),) * axes])
+        return out
 
     def generate(
         self,
@@ -148,23 +205,49 @@ def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:
     return value
 
 
-def check_periodic_subsampling(resolution: int, solver_resolution: int) -> int:
-    """Stride that subsamples a periodic grid of ``solver_resolution`` points to ``resolution`` points."""
+def check_periodic_subsampling(resolution: int, solver_resolution: int, name: str = "resolution",
+                               of: str = "solver_resolution") -> int:
+    """Stride that subsamples a periodic grid of ``solver_resolution`` points to ``resolution`` points (``name``
+    and ``of`` are the parameter names in the error)."""
     if solver_resolution % resolution != 0:
         raise ValueError(
-            f"resolution={resolution} is not allowed with solver_resolution={solver_resolution}; "
-            f"use a divisor of {solver_resolution} (solver_resolution % resolution == 0)"
+            f"{name}={resolution} is not allowed with {of}={solver_resolution}; "
+            f"use a divisor of {solver_resolution} ({of} % {name} == 0)"
         )
     return solver_resolution // resolution
 
 
-def check_boundary_subsampling(resolution: int, solver_resolution: int) -> int:
+def check_boundary_subsampling(resolution: int, solver_resolution: int, name: str = "resolution",
+                               of: str = "solver_resolution") -> int:
     """Stride that subsamples a grid with both boundary points (``n`` points on ``[0, 1]``)."""
     if resolution < 2 or (solver_resolution - 1) % (resolution - 1) != 0:
         allowed = [r for r in range(2, solver_resolution + 1) if (solver_resolution - 1) % (r - 1) == 0]
         raise ValueError(
-            f"resolution={resolution} is not allowed with solver_resolution={solver_resolution}; "
-            f"(solver_resolution - 1) % (resolution - 1) must be 0, e.g. one of {allowed}"
+            f"{name}={resolution} is not allowed with {of}={solver_resolution}; "
+            f"({of} - 1) % ({name} - 1) must be 0, e.g. one of {allowed}"
         )
     return (solver_resolution - 1) // (resolution - 1)
 
+
+def check_grids(problem: PDEProblem, minimum: int) -> int:
+    """Validate ``solver_resolution`` -> ``store_resolution`` -> ``resolution`` of a gridded problem.
+
+    Resolves ``store_resolution: None`` to the solver grid (in ``problem.params``, so equal stores hash
+    equally), checks that the stored grid subsamples the solver grid and the loaded grid the stored one
+    (``problem.grid_kind`` rules), records the read stride and returns the solver -> loaded stride."""
+    p = problem.params
+    solver, res = p["solver_resolution"], p["resolution"]
+    store = p.get("store_resolution")
+    store = solver if store is None else check_int("store_resolution", store, minimum)
+    if store > solver:
+        raise ValueError(f"store_resolution={store} is not allowed; use at most solver_resolution={solver} "
+                         "(null = the solver grid)")
+    of = "solver_resolution" if store == solver else "store_resolution"
+    if res > store:
+        raise ValueError(f"resolution={res} is not allowed; use at most {of}={store}")
+    check = check_periodic_subsampling if problem.grid_kind == "periodic" else check_boundary_subsampling
+    check(store, solver, name="store_resolution")
+    read_stride = check(res, store, of=of)
+    p["store_resolution"] = int(store)
+    problem.__dict__["_read_stride"] = read_stride
+    return check(res, solver)

@@ -1,7 +1,15 @@
 """Viscous Burgers' equation on the periodic unit interval (the FNO paper's setting).
 
     u_t + (u^2 / 2)_x = nu u_xx,   x in [0, 1) periodic,   u(x, 0) = u0(x),
-    u0 ~ N(0, sigma^2 (-Laplacian + tau^2 I)^(-alpha))   (FNO: 625 (-Laplacian + 25 I)^(-2), nu = 0.1).
+    u0 ~ N(0, sigma^2 (-Laplacian + tau^2 I)^(-alpha)) without its mean mode
+         (FNO: 625 (-Laplacian + 25 I)^(-2), nu = 0.1).
+
+Initial condition = the FNO reference generator (MATLAB ``GRF1(N, m, gamma, tau, sigma, 'periodic')`` with
+``m = 0``): ``u0 = sum_{k >= 1} sqrt(2) sigma ((2 pi k)^2 + tau^2)^(-alpha/2) (xi_k cos 2 pi k x + eta_k sin
+2 pi k x)``, i.e. the covariance above on the orthonormal Fourier basis with the ``k = 0`` mode removed, so every
+sample has spatial mean exactly 0 (and Burgers conserves it) and the pointwise variance is
+``sum_{k >= 1} 2 sigma^2 ((2 pi k)^2 + tau^2)^(-alpha)`` (0.353 for the FNO values). On the ``N``-point grid the
+modes are ``1 <= k <= N / 2``, the Nyquist mode with its cosine part only (the sine vanishes on the grid).
 
 Solver: Fourier pseudo-spectral in space (real FFT, 2/3-rule dealiasing of the quadratic term) and ETDRK4 in
 time (Cox & Matthews 2002), the phi-function coefficients computed by contour integrals on a circle of radius
@@ -9,8 +17,9 @@ time (Cox & Matthews 2002), the phi-function coefficients computed by contour in
 exactly, so the step is limited by accuracy of the advection only. The step is ``dt`` or slightly smaller, so
 that every snapshot time is hit exactly.
 
-Stored field ``u``: (n_snapshots, resolution), snapshots at ``t_k = k t_final / (n_snapshots - 1)`` (``t = 0``
-and ``t = t_final`` included), the solver grid subsampled by striding (``x_j = j / resolution``).
+Stored field ``u``: (n_snapshots, store_resolution), snapshots at ``t_k = k t_final / (n_snapshots - 1)``
+(``t = 0`` and ``t = t_final`` included), the solver grid subsampled by striding; loaded at ``resolution``
+(``x_j = j / resolution``), every ``store_resolution / resolution``-th stored point.
 """
 from __future__ import annotations
 
@@ -20,12 +29,7 @@ import numpy as np
 import torch
 
 from datasets.grf import GaussianRandomField
-from datasets.pdes.base import (
-    PDEProblem,
-    check_int,
-    check_periodic_subsampling,
-    check_positive,
-)
+from datasets.pdes.base import PDEProblem, check_grids, check_int, check_positive
 from datasets.pdes.time_stepping import check_output_times, march_to_snapshots
 
 
@@ -122,20 +126,26 @@ class Burgers(PDEProblem):
     """Burgers' equation data: ``u`` (n_snapshots, resolution) per sample.
 
     Parameters (``defaults``): ``nu`` viscosity; ``t_final``; ``n_snapshots`` stored times (>= 2, incl. 0 and
-    ``t_final``); ``resolution`` stored points; ``solver_resolution`` solver points (a multiple of
-    ``resolution``); ``dt`` largest ETDRK4 step; initial-condition GRF ``alpha``, ``tau``, ``sigma`` (covariance
-    ``sigma^2 (-Laplacian + tau^2)^(-alpha)``, FNO: 625 (-Laplacian + 25)^(-2)).
+    ``t_final``); ``resolution`` loaded points (a divisor of ``store_resolution``; not part of the stored data's
+    hash); ``store_resolution`` stored points (a divisor of ``solver_resolution``; ``None`` = the solver grid);
+    ``solver_resolution`` solver points; ``dt`` largest ETDRK4 step; zero-mean
+    initial-condition GRF ``alpha``, ``tau``, ``sigma`` (covariance ``sigma^2 (-Laplacian + tau^2)^(-alpha)``,
+    FNO: 625 (-Laplacian + 25)^(-2)).
 
     The default ``dt = 5e-3`` gives a relative L2 error of about 1e-7 at ``t = 1`` against a ``dt = 1e-4``
     reference in the FNO setting (measured), i.e. at the level of the float32 storage.
     """
 
     name = "burgers"
+    grid_kind = "periodic"
+    space_axes = 1
+    space_coords = {"x": 1}
     defaults = {
         "nu": 0.1,
         "t_final": 1.0,
         "n_snapshots": 11,
         "resolution": 1024,
+        "store_resolution": None,
         "solver_resolution": 8192,
         "dt": 5e-3,
         "alpha": 2.0,
@@ -156,7 +166,7 @@ class Burgers(PDEProblem):
         p["sigma"] = check_positive("sigma", p["sigma"])
         if p["solver_resolution"] % 2:
             raise ValueError(f"solver_resolution={p['solver_resolution']} is not allowed; use an even number")
-        self.stride = check_periodic_subsampling(p["resolution"], p["solver_resolution"])
+        self.stride = check_grids(self, 2)
 
     def times(self) -> np.ndarray:
         return np.linspace(0.0, self.t_final, self.n_snapshots)
@@ -168,8 +178,9 @@ class Burgers(PDEProblem):
         return {"t": self.times(), "x": np.arange(self.resolution, dtype=np.float64) / self.resolution}
 
     def grf(self, device: torch.device | str = "cpu") -> GaussianRandomField:
+        """The initial-condition field on the solver grid, zero mean as in the reference ``GRF1`` (``m = 0``)."""
         return GaussianRandomField(1, self.solver_resolution, self.alpha, self.tau, self.sigma,
-                                   boundary="periodic", device=device)
+                                   boundary="periodic", zero_mean=True, device=device)
 
     def generate_batch(self, generators: list[torch.Generator], device: torch.device) -> dict[str, torch.Tensor]:
         u0 = self.grf(device).sample(generators)

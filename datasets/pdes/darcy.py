@@ -4,6 +4,15 @@
     a = a_high where g >= 0 else a_low,   g ~ N(0, (-Laplacian + tau^2 I)^(-alpha)) with Neumann (cosine-series)
     eigenfunctions and the constant mode removed (FNO: alpha = 2, tau = 3, a_high = 12, a_low = 3, f = 1).
 
+GRF convention = the FNO reference generator (MATLAB ``GRF(alpha, tau, s)``: ``coef = tau^(alpha - 1) (pi^2 |k|^2 +
+tau^2)^(-alpha/2)``, ``0 <= k_i <= s - 1``, ``L = s coef xi``, ``L(1, 1) = 0``, ``U = idct2(L)``): cosine (Neumann)
+eigenvalues ``pi^2 |k|^2`` on [0, 1], the same number of modes as grid points, and the mean mode removed, so
+``P(a = a_high) = 1/2`` at every point. The amplitude (``tau^(alpha - 1)``) does not matter after thresholding and
+is 1 here. One difference is kept on purpose: MATLAB evaluates ``U`` at the cell centres ``(j + 1/2) / s`` and
+``solve_gwf`` spline-interpolates the thresholded coefficient to the nodes, so the reference solver sees a
+smeared (not two-valued) coefficient; we evaluate the same cosine series directly at the nodes and threshold
+there, so the stored ``a`` is exactly what the solver used.
+
 Discretisation: the five-point finite-difference (equivalently, cell-centred finite-volume) scheme on the
 ``n x n`` node grid ``x_i = i / (n - 1)`` including the boundary,
 
@@ -20,8 +29,10 @@ Solvers:
             (stopping at relative residual ``cg_tol`` per sample).
 ``auto``    ``cg`` on CUDA, ``direct`` on CPU.
 
-Stored fields ``a`` and ``u``: (resolution, resolution), subsampled from the solver grid by striding, which
-requires ``(solver_resolution - 1) % (resolution - 1) == 0`` (421 -> 211, 141, 106, 85, ...).
+Stored fields ``a`` and ``u``: (store_resolution, store_resolution), subsampled from the solver grid by striding,
+and loaded at (resolution, resolution), every ``(store_resolution - 1) / (resolution - 1)``-th stored node
+(both boundaries kept), which requires ``(store_resolution - 1) % (resolution - 1) == 0`` (421 -> 211, 141, 106,
+85, ...).
 """
 from __future__ import annotations
 
@@ -33,8 +44,8 @@ import torch
 from datasets.grf import GaussianRandomField
 from datasets.pdes.base import (
     PDEProblem,
-    check_boundary_subsampling,
     check_choice,
+    check_grids,
     check_int,
     check_positive,
 )
@@ -182,15 +193,20 @@ def solve_darcy(
 class Darcy(PDEProblem):
     """Darcy-flow data: coefficient ``a`` and solution ``u``, each (resolution, resolution) per sample.
 
-    Parameters (``defaults``): ``resolution`` stored grid and ``solver_resolution`` solver grid, both counting
-    the boundary nodes; ``alpha``, ``tau`` of the Neumann GRF that is thresholded at 0 into ``a_high`` /
+    Parameters (``defaults``): ``resolution`` loaded grid, ``store_resolution`` stored grid (``None`` = the solver
+    grid) and ``solver_resolution`` solver grid, all counting the boundary nodes (``resolution`` is not part of
+    the stored data's hash); ``alpha``, ``tau`` of the Neumann GRF that is thresholded at 0 into ``a_high`` /
     ``a_low``; ``forcing`` (constant ``f``); ``solver`` (``auto``, ``direct``, ``cg``); ``face_average``
     (``arithmetic`` as in FNO, or ``harmonic``); ``cg_tol`` relative residual of the CG solver.
     """
 
     name = "darcy"
+    grid_kind = "nodes"
+    space_axes = 2
+    space_coords = {"x": 1, "y": 1}
     defaults = {
         "resolution": 85,
+        "store_resolution": None,
         "solver_resolution": 421,
         "alpha": 2.0,
         "tau": 3.0,
@@ -217,10 +233,7 @@ class Darcy(PDEProblem):
         check_choice("solver", p["solver"], SOLVERS)
         check_choice("face_average", p["face_average"], FACE_AVERAGES)
         p["cg_tol"] = check_positive("cg_tol", p["cg_tol"])
-        if p["resolution"] > p["solver_resolution"]:
-            raise ValueError(f"resolution={p['resolution']} is not allowed; use at most "
-                             f"solver_resolution={p['solver_resolution']}")
-        self.stride = check_boundary_subsampling(p["resolution"], p["solver_resolution"])
+        self.stride = check_grids(self, 3)
 
     def field_shapes(self) -> dict[str, tuple[int, ...]]:
         s = self.resolution
@@ -231,6 +244,7 @@ class Darcy(PDEProblem):
         return {"x": x, "y": x.copy()}
 
     def grf(self, device: torch.device | str = "cpu") -> GaussianRandomField:
+        """The field thresholded into ``a``, on the solver nodes: Neumann cosine series, mean mode removed."""
         return GaussianRandomField(2, self.solver_resolution, self.alpha, self.tau, 1.0, boundary="neumann",
                                    zero_mean=True, device=device)
 

@@ -26,6 +26,7 @@ def march_to_snapshots(
     advance: Callable[[torch.Tensor, float, int], torch.Tensor],
     to_physical: Callable[[torch.Tensor], torch.Tensor],
     name: str,
+    check: Callable[[torch.Tensor, float], None] | None = None,
 ) -> torch.Tensor:
     """Advance ``state`` from t = 0 through ``times`` and collect the physical field at each of them.
 
@@ -36,6 +37,8 @@ def march_to_snapshots(
         advance: ``advance(state, h, steps)`` takes ``steps`` steps of size ``h``.
         to_physical: state -> physical field ``(B, *S)``.
         name: the equation, for the error message.
+        check: ``check(state, t)`` is called on the initial state and on the state at every output time
+            (e.g. a CFL check that raises); once per snapshot, never per step.
 
     Returns:
         ``(B, len(times), *S)``.
@@ -45,6 +48,8 @@ def march_to_snapshots(
     """
     out = []
     t = 0.0
+    if check is not None:
+        check(state, 0.0)
     for t_next in check_output_times(times):
         interval = t_next - t
         if interval > 0:
@@ -54,6 +59,8 @@ def march_to_snapshots(
         if not torch.isfinite(field).all():
             raise RuntimeError(f"{name} solution became non-finite before t={t_next}; dt={dt} is too large "
                                "for this flow, use a smaller dt")
+        if check is not None and interval > 0:
+            check(state, t_next)
         out.append(field)
         t = t_next
     return torch.stack(out, dim=1)
