@@ -321,7 +321,8 @@ class GridDataModule(pl.LightningDataModule):
         """Load ``split`` into memory as ``{"x", "y"}`` CPU tensors (generating it if needed).
 
         The data are stored at the problem's ``store_resolution`` (default: the solver grid) and read at
-        ``resolution`` by strided HDF5 selection; ``self.coords`` become the coordinates of the loaded grid."""
+        ``resolution`` by striding (whole samples are read in blocks and strided in memory); ``self.coords`` become
+        the coordinates of the loaded grid."""
         if split not in self.data:
             stored = self.cache.load_split(self.problem, self.seed, split, self.sizes[split])
             self.coords = stored.coords
