@@ -159,6 +159,7 @@ class DatasetCache:
                 stored = read_split(result.path, pde=problem.name, expected_hash=expected, n=n, fields=shapes,
                                     select=select)
                 if store is not problem:
+                    stored.fields = problem.restrict(stored.fields)
                     stored.coords = problem.subsample_coordinates(stored.coords)
                 return stored
             except CorruptDatasetError as exc:

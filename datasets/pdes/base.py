@@ -48,6 +48,10 @@ class PDEProblem(abc.ABC):
     space_axes: ClassVar[int] = 0
     #: stored coordinate name -> its number of leading spatial axes, subsampled with the fields at read time
     space_coords: ClassVar[dict[str, int]] = {}
+    #: per-sample parameter fields (the PDE coefficients of each sample, shape ``()`` or ``(P,)``): never
+    #: subsampled, served to the networks as the batch's ``params`` when a data config asks for them, and enough,
+    #: with the coordinates, to solve any stored sample again from the file alone
+    parameter_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, device: str | torch.device = "cpu", **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))
@@ -122,8 +126,18 @@ class PDEProblem(abc.ABC):
         out = {}
         for name, shape in self.field_shapes().items():
             lead = len(shape) - self.space_axes
+            if name in self.parameter_fields or lead < 0:
+                out[name] = ()
+                continue
             out[name] = (slice(None),) * lead + (slice(None, None, s),) * self.space_axes
         return out
+
+    def restrict(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Fields read with :meth:`read_selection` (``(N, *stored shape)`` arrays) -> the loaded fields
+        (``(N, *field_shapes())``). Plain striding needs nothing more (the default returns ``arrays``); a problem
+        whose coarse data are *filtered* before subsampling (the MP-PDE combined equation: a 5-point mean, then
+        every ``read_stride``-th point) reads its fields whole and does it here."""
+        return arrays
 
     def subsample_coordinates(self, coords: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Stored coordinates (at ``store_resolution``) -> those of the loaded grid: the ``space_coords`` strided
