@@ -92,6 +92,19 @@ class PDEProblem(abc.ABC):
     def generate_batch(self, generators: list[torch.Generator], device: torch.device) -> dict[str, torch.Tensor]:
         """Solve one sample per generator: field name -> (B, *shape) tensor (any device, any float dtype)."""
 
+    def discretization(self, coords: dict[str, np.ndarray]):
+        """What the loaded samples sit on (:mod:`datasets.discretization`), given the loaded coordinates: by
+        default a :class:`~datasets.discretization.RegularGrid` of the trailing ``space_axes`` of the first field,
+        periodic for ``grid_kind == "periodic"``, on the unit box unless the problem has a ``length``. A problem on
+        a non-uniform point set (Chebyshev nodes, a mesh) or on particles overrides this."""
+        from datasets.discretization import RegularGrid
+
+        shapes = [s for n, s in self.field_shapes().items() if n not in self.parameter_fields]
+        dims = self.space_axes or len(shapes[0])
+        shape = tuple(shapes[0][len(shapes[0]) - dims:])
+        length = float(self.params.get("length", 1.0))
+        return RegularGrid.make(shape, periodic=self.grid_kind == "periodic", lengths=[length] * dims)
+
     # ------------------------------------------------------------------------------------------ driver
     def config(self) -> dict[str, Any]:
         """All parameters (JSON-able), ``resolution`` included."""
