@@ -69,18 +69,21 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                   "test": datamodule.test_dataloader}[split]()
         log.info("evaluating %s split at resolution %d", split, res)
         out = evaluate_split(task, loader, device, step_channels, periodic=bool(datamodule.periodic),
+                             graph=bool(getattr(datamodule, "is_graph", False)),
+                             grid_shape=getattr(datamodule.discretization, "shape", None),
                              plot_dir=output_dir / "plots" if cfg.eval.plots else None, label=f"_res{res}",
                              extra_metrics=extra_metrics_for(task, datamodule, step_channels))
         results["results"][str(res)] = out
 
     table = Table(title=f"pdeforge evaluation of {cfg.ckpt_path}")
-    standard = ("n_samples", "rel_l2", "rel_h1", "mse")
+    columns = {"rel_l2": "rel L2", "rel_h1": "rel H1", "mse": "MSE", "accumulated_error": "accumulated error"}
+    shown = [k for k in columns if any(k in out for out in results["results"].values())]  # no H1 on graphs
     extra_cols = sorted({k for out in results["results"].values() for k, v in out.items()
-                         if isinstance(v, float) and k not in standard})
-    for col in ("resolution", "samples", "rel L2", "rel H1", "MSE"):
+                         if isinstance(v, float) and k not in columns and k != "n_samples"})
+    for col in ["resolution", "samples"] + [columns[k] for k in shown]:
         table.add_column(col, justify="right")
     for res, out in results["results"].items():
-        table.add_row(res, str(out["n_samples"]), f"{out['rel_l2']:.4e}", f"{out['rel_h1']:.4e}", f"{out['mse']:.4e}")
+        table.add_row(res, str(out["n_samples"]), *(f"{out[k]:.4e}" if k in out else "-" for k in shown))
     Console().print(table)
     for res, out in results["results"].items():
         extras = [f"{c}={out[c]:.4e}" for c in extra_cols if c in out]

@@ -1,4 +1,12 @@
-"""Lightning data module for gridded PDE data (Burgers 1-D, Darcy 2-D, Navier-Stokes 2-D + time).
+"""Lightning data module for PDE data on grids and on graphs (Burgers, Darcy, Navier-Stokes, the MP-PDE
+combined equation, the wave equation on Chebyshev nodes).
+
+Batches follow the contract of :mod:`datasets.batching`: grid batches (the default) are dicts of ``(B, C, *S)``
+tensors; with ``graph`` set, every sample is served as a PyG graph (nodes = the discretization's points, edges
+within ``graph.radius`` point spacings, optionally across periodic boundaries) and batches are
+``torch_geometric.data.Batch`` es whose rows are nodes. Either way ``params`` carries the per-sample PDE parameters
+named in ``parameters``, and time-dependent graph data carry ``time`` / ``time_step`` (scaled by the final
+time) for the graph networks that read them.
 
 Batches are dicts ``{"x": (B, C_in, *S), "y": (B, C_out * T_out, *S)}``. Channels are time-major: for
 time-dependent fields, channel ``k * C + c`` holds field ``c`` (in ``inputs`` / ``targets`` order) at the
@@ -29,6 +37,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from datasets.cache import DatasetCache
+from datasets.discretization import Discretization, PointSet
 from datasets.evaluation_sampler import EvaluationShardSampler
 from datasets.tensor_dataset import TensorDictDataset, collate_batch, tensors_nbytes
 from datasets.generate import DATAMODULE_KEYS, DEFAULT_CHUNK_SIZE, make_problem, problem_params  # noqa: F401
@@ -115,6 +124,16 @@ class GridDataModule(pl.LightningDataModule):
         prepare_data_per_node: generate missing data on local rank 0 of every node (``true``) or on global rank 0
             only (``false``: one shared filesystem).
         chunk_size: samples generated per written chunk; generation_device: where the solver runs.
+        parameters: per-sample parameter fields of the problem (its ``parameter_fields``, e.g. ``[beta]``) served as
+            the batch's ``params`` ``(B, P)``; ``n_params`` (``P``) is checked when given.
+        snapshot_dt: the time between stored snapshots, checked against the data when given (model configs read it).
+        graph: serve graphs instead of grids: ``{radius: 3.0, periodic: false, max_num_neighbors: null}``; nodes
+            are the discretization's points, edges join points closer than ``radius`` point spacings (``n * dx``),
+            across periodic boundaries when ``periodic``.
+        train_steps: steps of the time-dependent input fields served whole to the training split as ``trajectory``
+            (for tasks that draw their own windows, e.g. random start times); ``null``: training batches are
+            ``x`` / ``y`` like validation's.
+        train_passes_per_epoch: passes over the training split per epoch (MP-PDE's official epoch: 250).
         **pde_params: parameters of the problem (``nu``, ``alpha``, ``tau``, ``t_final``, ``dt``, ...).
     """
 
@@ -147,6 +166,12 @@ class GridDataModule(pl.LightningDataModule):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         generation_device: str = "cpu",
         prepare_data_per_node: bool = True,
+        parameters: Sequence[str] | None = None,
+        n_params: int | None = None,
+        snapshot_dt: float | None = None,
+        graph: dict | None = None,
+        train_steps: Any = None,
+        train_passes_per_epoch: int = 1,
         **pde_params: Any,
     ) -> None:
         super().__init__()
@@ -189,7 +214,13 @@ class GridDataModule(pl.LightningDataModule):
         self.targets = self._field_list(targets, "targets", getattr(self.problem, "default_targets", None))
         self.input_steps = self._steps(self.inputs, input_steps, "input_steps")
         self.target_steps = self._steps(self.targets, target_steps, "target_steps")
+        self.train_steps = None if train_steps is None else self._steps(self.inputs, train_steps, "train_steps")
         self._check_counts(in_channels, out_channels, n_input_steps, n_target_steps, periodic)
+        self.parameters = self._parameter_list(parameters, n_params)
+        self._check_snapshot_dt(snapshot_dt)
+        self.graph = self._graph_settings(graph)
+        self.train_passes_per_epoch = _positive_int(train_passes_per_epoch, "train_passes_per_epoch")
+        self._graph_cache: dict[Any, Any] = {}
 
         self.data: dict[str, dict[str, torch.Tensor]] = {}
         self.coords: dict[str, np.ndarray] = {}
@@ -199,7 +230,8 @@ class GridDataModule(pl.LightningDataModule):
     def _infer_spatial_dims(self, given: int | None) -> int:
         dims = getattr(self.problem, "spatial_dims", None)
         if dims is None:
-            dims = given if given is not None else min(len(s) for s in self._shapes.values())
+            fields = [s for k, s in self._shapes.items() if k not in self.problem.parameter_fields]
+            dims = given if given is not None else min(len(s) for s in fields)
         dims = int(dims)
         if given is not None and int(given) != dims:
             raise ValueError(f"spatial_dims={given} does not match '{self.hparams.pde}', which is {dims}-D")
@@ -230,6 +262,68 @@ class GridDataModule(pl.LightningDataModule):
             raise ValueError(f"{name} is required for time-dependent {timed}; use an int, a list or 'a:b' "
                              f"within the {n_steps} stored steps")
         return parse_steps(spec, n_steps, name)
+
+    def _parameter_list(self, value: Any, n_params: Any) -> list[str]:
+        allowed = list(self.problem.parameter_fields)
+        names = [] if value is None else ([value] if isinstance(value, str) else list(value))
+        for n in names:
+            if n not in allowed:
+                raise ValueError(f"parameters contains {n!r}, which is not a per-sample parameter of "
+                                 f"'{self.hparams.pde}'; use some of {allowed or '[] (it has none)'}")
+        self.parameters = names
+        if n_params is not None and int(n_params) != self.n_params:
+            raise ValueError(f"n_params={n_params} does not match the data: parameters={names} have "
+                             f"{self.n_params} values per sample; set n_params={self.n_params}")
+        return names
+
+    @property
+    def n_params(self) -> int:
+        """Values per sample in ``params`` (a vector parameter counts its length)."""
+        return sum(int(np.prod(self._shapes[n], dtype=np.int64)) for n in self.parameters)
+
+    def _times(self) -> np.ndarray | None:
+        t = self.problem.coordinates().get("t")
+        return None if t is None else np.asarray(t, dtype=np.float64)
+
+    @property
+    def snapshot_dt(self) -> float | None:
+        """Time between stored snapshots (``None`` for steady problems)."""
+        t = self._times()
+        return float(t[1] - t[0]) if t is not None and len(t) > 1 else None
+
+    def _check_snapshot_dt(self, given: Any) -> None:
+        if given is None:
+            return
+        actual = self.snapshot_dt
+        if actual is None or not np.isclose(float(given), actual, rtol=1e-6, atol=0.0):
+            raise ValueError(f"snapshot_dt={given} does not match the data, whose snapshots are {actual} apart; "
+                             f"set snapshot_dt={actual}")
+
+    def _graph_settings(self, graph: Any) -> dict | None:
+        if graph is None or graph is False:
+            return None
+        allowed = {"radius", "periodic", "max_num_neighbors"}
+        settings = {"radius": 3.0, "periodic": False, "max_num_neighbors": None, **dict(graph)}
+        unknown = sorted(set(settings) - allowed)
+        if unknown:
+            raise ValueError(f"graph has unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+        r = settings["radius"]
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not r > 0:
+            raise ValueError(f"graph.radius={r!r} is not allowed; use a number of point spacings > 0, e.g. 3")
+        if not isinstance(settings["periodic"], bool):
+            raise ValueError(f"graph.periodic={settings['periodic']!r} is not allowed; use true or false")
+        return settings
+
+    @property
+    def discretization(self) -> Discretization:
+        """What the loaded samples sit on (:mod:`datasets.discretization`), from the loaded coordinates."""
+        coords = self.coords or self.problem.subsample_coordinates(self.problem.storage_problem().coordinates())
+        return self.problem.discretization(coords)
+
+    @property
+    def is_graph(self) -> bool:
+        """Whether batches are graphs (``graph`` set)."""
+        return self.graph is not None
 
     @property
     def n_input_steps(self) -> int:
@@ -326,8 +420,23 @@ class GridDataModule(pl.LightningDataModule):
         if split not in self.data:
             stored = self.cache.load_split(self.problem, self.seed, split, self.sizes[split])
             self.coords = stored.coords
-            self.data[split] = {"x": self._assemble(stored, self.inputs, self.input_steps),
-                                "y": self._assemble(stored, self.targets, self.target_steps)}
+            n = stored.n
+            if split == "train" and self.train_steps is not None:
+                data = {"trajectory": self._assemble(stored, self.inputs, self.train_steps)}
+                first = self.train_steps[0]
+            else:
+                data = {"x": self._assemble(stored, self.inputs, self.input_steps),
+                        "y": self._assemble(stored, self.targets, self.target_steps)}
+                first = None if self.input_steps is None else self.input_steps[-1]
+            if self.parameters:
+                data["params"] = torch.from_numpy(np.concatenate(
+                    [np.asarray(stored.fields[f], dtype=np.float32).reshape(n, -1) for f in self.parameters], axis=1))
+            t = self._times()
+            if self.is_graph and t is not None and first is not None and len(t) > 1 and t[-1] > 0:
+                # time of the last input step (of the first trajectory step) and the snapshot spacing, over T
+                data["time"] = torch.full((n,), float(t[first] / t[-1]))
+                data["time_step"] = torch.full((n,), float((t[1] - t[0]) / t[-1]))
+            self.data[split] = data
         return self.data[split]
 
     def setup(self, stage: str | None = None) -> None:
@@ -337,9 +446,48 @@ class GridDataModule(pl.LightningDataModule):
             self.load(split)
 
     def train_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The whole training split as CPU tensors ``(x, y)`` (for normalisers and shape checks)."""
+        """The whole training split as CPU tensors ``(x, y)`` (for normalisers), grid layout."""
         data = self.load("train")
+        if "x" not in data:
+            raise ValueError("the training split holds whole trajectories (train_steps is set): normalisers "
+                             "cannot be fitted on windows; set task.normalize_input=false and "
+                             "task.normalize_target=false")
         return data["x"], data["y"]
+
+    def example_batch(self, split: str = "val", n: int = 1) -> Any:
+        """The first ``n`` samples of ``split`` as a batch in the loaders' layout (grid dict or graph batch)."""
+        data = self.load(split)
+        n = min(n, len(TensorDictDataset(data)))
+        return self._collate(split)(TensorDictDataset(data).__getitems__(list(range(n))))
+
+    # ------------------------------------------------------------------ graphs
+    def _graph_geometry(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Node positions scaled to ``[0, 1]`` ``(N, d)`` and the edges ``(2, E)`` of the fixed point set, on
+        ``device`` (computed once)."""
+        if device in self._graph_cache:
+            return self._graph_cache[device]
+        from datasets.neighbors import radius_graph
+
+        disc = self.discretization
+        points = disc.points()
+        if isinstance(disc, PointSet):
+            scaled = (points - np.asarray(disc.origin)) / np.asarray(disc.lengths)
+        else:
+            scaled = points / np.asarray(disc.lengths)
+        r = float(self.graph["radius"]) * disc.spacing() * (1 + 1e-6)  # "within n dx", n dx itself included
+        period = disc.periodic_length if self.graph["periodic"] else None
+        if self.graph["periodic"] and period is None:
+            raise ValueError(f"graph.periodic=true is not allowed: '{self.hparams.pde}' is not periodic")
+        edges = radius_graph(torch.as_tensor(points, dtype=torch.float64), r, loop=False,
+                             periodic_length=period, max_num_neighbors=self.graph["max_num_neighbors"])
+        geometry = (torch.as_tensor(scaled, dtype=torch.float32).to(device), edges.to(device))
+        self._graph_cache[device] = geometry
+        return geometry
+
+    def _collate(self, split: str) -> Any:
+        if not self.is_graph:
+            return collate_batch
+        return GraphCollate(self)
 
     def with_resolution(self, resolution: int) -> "GridDataModule":
         """The same data module at another loaded resolution: the same samples, read through the same cache from
@@ -382,13 +530,13 @@ class GridDataModule(pl.LightningDataModule):
                 self.data[split] = data
                 log.info("%s split kept on %s (%.1f MB)", split, device, tensors_nbytes(data) / 2**20)
             num_workers, pin_memory = 0, False  # batches are gathered on the device itself
-        dataset = TensorDictDataset(data)
+        dataset = TensorDictDataset(data, repeats=self.train_passes_per_epoch if split == "train" else 1)
         sampler = None
         if split != "train":
             world, rank = self._process_group()
             sampler = EvaluationShardSampler(dataset, num_replicas=world, rank=rank, split=split)
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle if sampler is None else False,
-                          sampler=sampler, collate_fn=collate_batch, num_workers=num_workers,
+                          sampler=sampler, collate_fn=self._collate(split), num_workers=num_workers,
                           pin_memory=pin_memory, persistent_workers=num_workers > 0)
 
     def train_dataloader(self) -> Any:
@@ -402,3 +550,37 @@ class GridDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> Any:
         return self._loader("test", shuffle=False)
+
+
+class GraphCollate:
+    """``collate_fn`` that turns a gathered grid batch (``{name: (B, C, *S)}``, per-sample ``(B, ...)``) into a PyG
+    ``Batch``: one ``Data`` per sample whose node features are the sample's values at the discretization's points,
+    ``(N, C)`` (``x``, ``y``, ``trajectory``), with ``pos`` and ``edge_index`` of the fixed point set; per-sample
+    tensors (``params`` ``(P,)``, ``time``, ``time_step``) become graph-level attributes (``(B, P)``, ``(B,)``)."""
+
+    node_keys = ("x", "y", "trajectory")
+
+    def __init__(self, datamodule: GridDataModule) -> None:
+        self.datamodule = datamodule
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> Any:
+        from torch_geometric.data import Batch, Data
+
+        first = next(iter(batch.values()))
+        pos, edge_index = self.datamodule._graph_geometry(first.device)
+        n = first.shape[0]
+        nodes = {k: v.reshape(n, v.shape[1], -1).transpose(1, 2) for k, v in batch.items() if k in self.node_keys}
+        graph = {k: v.reshape(n, 1, -1) if v.dim() > 1 else v.reshape(n, 1) for k, v in batch.items()
+                 if k not in self.node_keys}
+        data = []
+        for i in range(n):
+            item = Data(pos=pos, edge_index=edge_index, num_nodes=pos.shape[0])
+            for k, v in nodes.items():
+                item[k] = v[i]
+            for k, v in graph.items():
+                item[k] = v[i]
+            data.append(item)
+        out = Batch.from_data_list(data)
+        for k, v in graph.items():  # (B, 1, P) -> (B, P); (B, 1) -> (B,)
+            out[k] = out[k].reshape(n, -1) if batch[k].dim() > 1 else out[k].reshape(n)
+        return out

@@ -7,7 +7,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
 
-from operators.plotting import plot_prediction
+from datasets.batching import to_device
+from operators.plotting import plot_sample
 
 
 class PredictionPlotCallback(pl.Callback):
@@ -28,17 +29,18 @@ class PredictionPlotCallback(pl.Callback):
         last = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
         if (epoch + 1) % self.every_n_epochs and not last:
             return
-        loaders = trainer.val_dataloaders
-        loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
-        batch = next(iter(loader))
-        batch = {k: v[:1].to(pl_module.device) for k, v in batch.items()}
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is None or not callable(getattr(datamodule, "example_batch", None)):
+            return
+        batch = to_device(datamodule.example_batch("val", 1), pl_module.device)
         with torch.no_grad():
             pred = pl_module.predict_batch(batch)
-        if pred.dim() > 4:  # plotting handles (C, S) and (C, S, S)
-            return
         dirpath = Path(self.dirpath or Path(trainer.default_root_dir) / "plots")
-        path = plot_prediction(batch["y"][0], pred[0], dirpath / f"val_epoch_{epoch + 1:04d}.png",
-                               title=f"epoch {epoch + 1}")
+        path = plot_sample(batch, pred, dirpath / f"val_epoch_{epoch + 1:04d}.png", title=f"epoch {epoch + 1}",
+                           step_channels=int(getattr(datamodule, "out_channels", 1) or 1),
+                           grid_shape=getattr(datamodule.discretization, "shape", None))
+        if path is None:
+            return
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image(key="val/prediction", images=[str(path)], step=trainer.global_step)

@@ -1,8 +1,13 @@
-"""Training losses for operators on channel-first fields ``(B, C, *S)``.
+"""Training losses for operators on channel-first fields ``(B, C, *S)`` and on graph node features.
 
 Every loss maps ``(pred, target)`` of shape ``(B, C, *S)`` to a scalar (``reduction=
 "mean"``: mean over the batch of a per-sample value; ``"sum"``: sum over the batch) or,
 with ``reduction="none"``, to the ``(B,)`` per-sample values.
+
+Graph batches (:mod:`datasets.batching`): rows are the nodes of all graphs, ``(N_nodes, C)``, and the losses that
+support them (``supports_graphs``: MSE, relative L2, the accumulated error) take the sample of every row,
+``index`` (``batch.batch``), and the number of samples ``n``: every per-sample value is then a reduction over the
+nodes of one graph, so a graph counts once whatever its node count.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import math
 
 import torch
 from torch import nn
+
+from datasets.batching import sample_counts, sample_sums
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -26,6 +33,10 @@ def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
 
 
 class _PerSampleLoss(nn.Module, abc.ABC):
+    #: whether :meth:`per_sample` takes ``index`` / ``n`` (graph rows); grid-only losses (finite differences,
+    #: spectra) raise a one-line error on a graph batch
+    supports_graphs = False
+
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         if reduction not in _REDUCTIONS:
@@ -46,9 +57,20 @@ class _PerSampleLoss(nn.Module, abc.ABC):
     def per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The loss of every sample: ``(B, C, *S), (B, C, *S) -> (B,)``."""
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, index: torch.Tensor | None = None,
+                n: int | None = None) -> torch.Tensor:
         self._check(pred, target)
-        return _reduce(self.per_sample(pred, target), self.reduction)
+        return _reduce(self.sample_values(pred, target, index, n), self.reduction)
+
+    def sample_values(self, pred: torch.Tensor, target: torch.Tensor, index: torch.Tensor | None = None,
+                      n: int | None = None) -> torch.Tensor:
+        """:meth:`per_sample` for grid rows (``index=None``) or graph rows (``index``: the sample of every row)."""
+        if index is None:
+            return self.per_sample(pred, target)
+        if not self.supports_graphs:
+            raise ValueError(f"{type(self).__name__} needs grid data (B, C, *S); graph batches support "
+                             "MSELoss, RelativeL2Loss, BatchL2NormLoss and AccumulatedSquaredError")
+        return self.per_sample(pred, target, index, n)
 
 
 class MSELoss(_PerSampleLoss):
@@ -57,8 +79,14 @@ class MSELoss(_PerSampleLoss):
     With ``reduction="mean"`` this equals ``torch.nn.functional.mse_loss``.
     """
 
-    def per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return (pred - target).pow(2).flatten(1).mean(dim=1)
+    supports_graphs = True
+
+    def per_sample(self, pred: torch.Tensor, target: torch.Tensor, index: torch.Tensor | None = None,
+                   n: int | None = None) -> torch.Tensor:
+        sq = (pred - target).pow(2)
+        if index is None:
+            return sq.flatten(1).mean(dim=1)
+        return sample_sums(sq, index, n) / sample_counts(sq, index, n).clamp_min(1)
 
 
 class RelativeL2Loss(_PerSampleLoss):
@@ -73,10 +101,78 @@ class RelativeL2Loss(_PerSampleLoss):
         super().__init__(reduction)
         self.eps = eps
 
-    def per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        diff = (pred - target).flatten(1).norm(dim=1)
-        ref = target.flatten(1).norm(dim=1)
+    supports_graphs = True
+
+    def per_sample(self, pred: torch.Tensor, target: torch.Tensor, index: torch.Tensor | None = None,
+                   n: int | None = None) -> torch.Tensor:
+        if index is None:
+            diff = (pred - target).flatten(1).norm(dim=1)
+            ref = target.flatten(1).norm(dim=1)
+        else:  # norms over every node of each graph
+            diff = sample_sums((pred - target).pow(2), index, n).sqrt()
+            ref = sample_sums(target.pow(2), index, n).sqrt()
         return diff / ref.clamp_min(self.eps)
+
+
+class BatchL2NormLoss(nn.Module):
+    """The L2 norm of the error over the whole batch, ``||pred - y||_2 = sqrt(sum (pred - y)^2)`` over every
+    sample, channel and point: MP-PDE's training loss (Brandstetter et al. 2022, the official code takes the square
+    root of a summed MSE). Works on grid and graph rows alike (``index`` / ``n`` are accepted and unused)."""
+
+    supports_graphs = True
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, index: torch.Tensor | None = None,
+                n: int | None = None) -> torch.Tensor:
+        if pred.shape != target.shape:
+            raise ValueError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
+        return (pred - target).pow(2).sum().sqrt()
+
+
+def step_mean_squared_error(pred: torch.Tensor, target: torch.Tensor, step_channels: int,
+                            index: torch.Tensor | None = None, n: int | None = None) -> torch.Tensor:
+    """Mean squared error of every sample at every step: ``(B, T)``.
+
+    Args:
+        pred, target: time-major rows, ``(B, T * C, *S)`` (grids) or ``(N_nodes, T * C)`` (graphs).
+        step_channels: ``C``.
+        index, n: the sample of every row and the number of samples (graphs), see :mod:`datasets.batching`.
+    The mean is over the ``C`` channels and every point (node) of the sample.
+    """
+    rows, tc = target.shape[:2]
+    if tc % step_channels:
+        raise ValueError(f"{tc} target channels are not a whole number of steps of {step_channels} channels")
+    t = tc // step_channels
+    # (rows, T, C, *S) -> squared error summed over C and space per row and step: (rows, T)
+    sq = (pred - target).pow(2).reshape(rows, t, -1)
+    per_row = sq.sum(dim=-1)
+    if index is None:
+        return per_row / sq.shape[-1]
+    size = int(n) if n is not None else int(index.max()) + 1
+    from torch_geometric.utils import scatter
+
+    sums = scatter(per_row, index, dim=0, dim_size=size, reduce="sum")  # (B, T)
+    nodes = scatter(torch.ones_like(per_row[:, 0]), index, dim=0, dim_size=size, reduce="sum")
+    return sums / (nodes * sq.shape[-1]).clamp_min(1).unsqueeze(1)
+
+
+class AccumulatedSquaredError(_PerSampleLoss):
+    """The accumulated error of a rollout (MP-PDE, Brandstetter et al. 2022, Table 1): per trajectory the sum over
+    the predicted steps of the spatial mean of the squared error,
+    ``sum_t (1 / N_x) sum_x (u_pred(t, x) - u(t, x))^2``, averaged over trajectories by the metric.
+
+    Args:
+        step_channels: channels per step ``C`` of the time-major targets (the mean is also over them).
+    """
+
+    supports_graphs = True
+
+    def __init__(self, step_channels: int = 1, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.step_channels = int(step_channels)
+
+    def per_sample(self, pred: torch.Tensor, target: torch.Tensor, index: torch.Tensor | None = None,
+                   n: int | None = None) -> torch.Tensor:
+        return step_mean_squared_error(pred, target, self.step_channels, index, n).sum(dim=1)
 
 
 def finite_difference_gradient(u: torch.Tensor, periodic: bool = False) -> list[torch.Tensor]:

@@ -124,13 +124,23 @@ class UnitGaussianNormalizer(_Normalizer):
         if not self.is_fitted:
             raise RuntimeError("UnitGaussianNormalizer is not fitted; call fit(train_tensor) first")
 
+    def _stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mean``, ``std`` shaped for ``x``: channel statistics ``(1, C, 1, ..., 1)`` fitted on grid tensors also
+        apply to graph node rows ``(N_nodes, C)`` (:mod:`datasets.batching`: channels are axis 1 in both)."""
+        if self.reduce_dims == "channel" and self.mean.dim() != x.dim():
+            shape = (1, -1) + (1,) * (x.dim() - 2)
+            return self.mean.reshape(shape), self.std.reshape(shape)
+        return self.mean, self.std
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         self._require_fitted()
-        return (x - self.mean) / (self.std + self.eps)
+        mean, std = self._stats(x)
+        return (x - mean) / (std + self.eps)
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         self._require_fitted()
-        return x * (self.std + self.eps) + self.mean
+        mean, std = self._stats(x)
+        return x * (std + self.eps) + mean
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # The statistics' shape is only known after fit(): adopt the stored shapes.

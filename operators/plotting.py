@@ -76,3 +76,67 @@ def plot_rollout_error(errors: Sequence[float], path: str | Path, title: str = "
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_space_time(truth: torch.Tensor | np.ndarray, pred: torch.Tensor | np.ndarray, path: str | Path,
+                    x: np.ndarray | None = None, t: np.ndarray | None = None, title: str = "") -> Path:
+    """Save space-time images of a 1-D trajectory: truth, prediction and error side by side.
+
+    Args:
+        truth, pred: ``(T, N)`` values at ``T`` steps and ``N`` points.
+        x: ``(N,)`` point positions (default ``0..N-1``; non-uniform points are drawn where they are);
+        t: ``(T,)`` step times or indices (default ``1..T``, the rollout steps).
+    """
+    t_np = _as_numpy(torch.as_tensor(truth))
+    p_np = _as_numpy(torch.as_tensor(pred))
+    if t_np.shape != p_np.shape or t_np.ndim != 2:
+        raise ValueError(f"plot_space_time needs two (T, N) arrays; got {t_np.shape} and {p_np.shape}")
+    x = np.arange(t_np.shape[1]) if x is None else np.asarray(x, dtype=np.float64)
+    t = np.arange(1, t_np.shape[0] + 1) if t is None else np.asarray(t, dtype=np.float64)
+    order = np.argsort(x)
+    x, t_np, p_np = x[order], t_np[:, order], p_np[:, order]
+    err = p_np - t_np
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
+    vmin, vmax = float(t_np.min()), float(t_np.max())
+    for ax, data, name in zip(axes, (t_np, p_np, err), ("truth", "prediction", "error")):
+        im = ax.pcolormesh(x, t, data, shading="nearest", cmap="RdBu_r" if name == "error" else "viridis",
+                           vmin=None if name == "error" else vmin, vmax=None if name == "error" else vmax)
+        ax.set_title(name)
+        ax.set_xlabel("x")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    axes[0].set_ylabel("step")
+    acc = float((err ** 2).mean(axis=1).sum())
+    fig.suptitle(f"{title}  accumulated error = {acc:.3e}".strip())
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_sample(batch, pred: torch.Tensor, path: str | Path, title: str = "", step_channels: int = 1,
+                grid_shape: Sequence[int] | None = None) -> Path | None:
+    """Plot the first sample of a batch (grid or graph, :mod:`datasets.batching`) against its prediction: a 1-D
+    trajectory as space-time images (:func:`plot_space_time`), otherwise the last step's field
+    (:func:`plot_prediction`). Graph nodes of a 2-D regular grid (``grid_shape``) are drawn as the grid.
+    Returns the PNG path, or ``None`` when the sample has no plottable layout."""
+    from datasets.batching import first_rows, is_graph
+
+    truth, guess = first_rows(batch["y"], batch), first_rows(pred, batch)
+    x = None
+    if is_graph(batch):
+        pos = first_rows(batch["pos"], batch).detach().cpu().numpy()
+        truth, guess = truth.T, guess.T  # (T * C, n_nodes)
+        if pos.shape[1] == 1:
+            x = pos[:, 0]
+        elif grid_shape is not None and int(np.prod(grid_shape)) == truth.shape[1]:
+            truth = truth.reshape(truth.shape[0], *grid_shape)
+            guess = guess.reshape(guess.shape[0], *grid_shape)
+        else:
+            return None
+    if truth.dim() == 2 and step_channels == 1 and truth.shape[0] > 1:
+        return plot_space_time(truth, guess, path, x=x, title=title)
+    if truth.dim() in (2, 3):
+        return plot_prediction(truth, guess, path, title=title)
+    return None

@@ -1,7 +1,10 @@
 """Shared logic of every training task: optimisation, normalisers, metrics, checkpoint contents.
 
-A task wraps a plain ``torch.nn.Module`` network. Grid batches are dicts
-``{"x": (B, C_in, *S), "y": (B, C_out * T_out, *S)}`` served by ``datasets.datamodule.GridDataModule``.
+A task wraps a plain ``torch.nn.Module`` network. Batches follow :mod:`datasets.batching`: grid dicts
+``{"x": (B, C_in, *S), "y": (B, C_out * T_out, *S)}`` or PyG graph batches whose rows are nodes
+(``x``: ``(N_nodes, C_in)``), both served by ``datasets.datamodule.GridDataModule``. The task never asks which: it
+calls the network on :func:`datasets.batching.network_input` (the tensor for grids, the graph for graph
+networks) and reduces per sample with the batch's sample index.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from datasets.batching import network_input, num_samples, sample_index, to_device
 from operators.losses import RelativeL2Loss
 from operators.metrics import default_metrics, metric_collection
 from operators.normalizers import IdentityNormalizer, UnitGaussianNormalizer
@@ -81,17 +85,26 @@ class OperatorTask(pl.LightningModule):
         self.x_normalizer = UnitGaussianNormalizer(reduce_dims="channel") if normalize_input else IdentityNormalizer()
         self.y_normalizer = UnitGaussianNormalizer(reduce_dims="channel") if normalize_target else IdentityNormalizer()
         self.periodic = False
+        self.graph_data = False
         self._build_metrics(periodic=False)
         # the composed run configuration, stored in every checkpoint (set by train.py)
         self.run_config: dict | None = None
         self.best_val: float = math.inf
 
-    def _build_metrics(self, periodic: bool) -> None:
+    def _build_metrics(self, periodic: bool, graph: bool = False) -> None:
         """Per-sample metric states for validation and test (their finite differences follow the data's
-        periodicity); torchmetrics reduces them over ranks at the end of each epoch."""
+        periodicity; graph data have no grid H1 metric); torchmetrics reduces them over ranks at the end of each
+        epoch."""
         self.periodic = bool(periodic)
-        self.val_metrics = metric_collection(self.periodic, prefix="val/")
-        self.test_metrics = metric_collection(self.periodic, prefix="test/")
+        self.graph_data = bool(graph)
+        self.val_metrics = metric_collection(self.periodic, prefix="val/", graph=self.graph_data,
+                                             step_channels=self.metric_step_channels())
+        self.test_metrics = metric_collection(self.periodic, prefix="test/", graph=self.graph_data,
+                                              step_channels=self.metric_step_channels())
+
+    def metric_step_channels(self) -> int | None:
+        """Channels per step for the accumulated-error metric of multi-step tasks (``None``: not a rollout)."""
+        return None
 
     # ------------------------------------------------------------------ data-dependent set-up
     def setup(self, stage: str) -> None:
@@ -101,8 +114,9 @@ class OperatorTask(pl.LightningModule):
         if datamodule is None:
             return
         periodic = bool(getattr(datamodule, "periodic", False))
-        if periodic != self.periodic:
-            self._build_metrics(periodic)
+        graph = bool(getattr(datamodule, "is_graph", False))
+        if periodic != self.periodic or graph != self.graph_data:
+            self._build_metrics(periodic, graph)
         if stage == "fit":
             self.fit_normalizers(datamodule)
             self.check_fits_data(datamodule)
@@ -128,9 +142,13 @@ class OperatorTask(pl.LightningModule):
     def check_fits_data(self, datamodule: Any) -> None:
         """Run one training sample through the task before training: a model/data mismatch (channels, modes
         versus resolution, dimension) fails here with a one-line error instead of deep inside the fit loop."""
-        x, y = datamodule.train_tensors()
         device = self.x_normalizer.fitted.device
-        batch = {"x": x[:1].float().to(device), "y": y[:1].float().to(device)}
+        if callable(getattr(datamodule, "example_batch", None)):
+            batch = to_device(datamodule.example_batch("val", 1), device)
+        else:
+            x, y = datamodule.train_tensors()
+            batch = {"x": x[:1].float().to(device), "y": y[:1].float().to(device)}
+        x, y = batch["x"], batch["y"]
         was_training = self.training
         self.eval()
         try:
@@ -140,7 +158,8 @@ class OperatorTask(pl.LightningModule):
             raise
         except RuntimeError as exc:
             raise ValueError(
-                f"model {type(self.network).__name__} cannot take input of shape {tuple(x.shape[1:])} "
+                f"model {type(self.network).__name__} cannot take input of shape {tuple(x.shape[1:])}"
+                f"{' (graph node features)' if self.graph_data else ''} "
                 f"from data '{datamodule.hparams.get('pde', '?')}': {str(exc).splitlines()[0]}"
             ) from None
         finally:
@@ -152,22 +171,31 @@ class OperatorTask(pl.LightningModule):
             )
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Physical-space float32 prediction for physical-space input ``x`` (normalisers applied inside)."""
-        return self.y_normalizer.decode(self.network(self.x_normalizer.encode(x.float())).float())
+    def forward(self, x: torch.Tensor, batch: Any = None, **graph_attrs: torch.Tensor) -> torch.Tensor:
+        """Physical-space float32 prediction for physical-space input ``x`` (normalisers applied inside).
 
-    def predict_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        ``batch``: the batch ``x`` belongs to; a graph batch gives the network its geometry
+        (:func:`datasets.batching.network_input`, with ``graph_attrs`` such as the current ``time`` replaced)."""
+        encoded = self.x_normalizer.encode(x.float())
+        inputs = encoded if batch is None else network_input(batch, encoded, **graph_attrs)
+        return self.y_normalizer.decode(self.network(inputs).float())
+
+    def predict_batch(self, batch: Any) -> torch.Tensor:
         """Prediction with the shape of ``batch["y"]``."""
-        return self(batch["x"])
+        return self(batch["x"], batch)
 
     # ------------------------------------------------------------------ steps
-    def compute_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Training / monitoring loss of a batch (``self.loss_fn`` on the whole prediction)."""
-        return self.loss_fn(pred, target)
+    def compute_loss(self, pred: torch.Tensor, target: torch.Tensor, batch: Any = None) -> torch.Tensor:
+        """Training / monitoring loss of a batch (``self.loss_fn`` on the whole prediction; per graph on graph
+        batches)."""
+        index = sample_index(batch) if batch is not None else None
+        if index is None:
+            return self.loss_fn(pred, target)
+        return self.loss_fn(pred, target, index, num_samples(batch))
 
-    def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def training_loss(self, batch: Any) -> torch.Tensor:
         """The loss a training step minimises."""
-        return self.compute_loss(self.predict_batch(batch), batch["y"])
+        return self.compute_loss(self.predict_batch(batch), batch["y"], batch)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.training_loss(batch)
@@ -177,7 +205,7 @@ class OperatorTask(pl.LightningModule):
         if (batch_idx + 1) % self.finite_check_every_n_steps == 0:
             self._raise_if_diverged(f"by step {self.global_step}")
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True,
-                 batch_size=batch["x"].shape[0])
+                 batch_size=num_samples(batch))
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -193,18 +221,18 @@ class OperatorTask(pl.LightningModule):
 
     def evaluation_loss(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The loss logged as ``<stage>/loss`` for a validation or test batch."""
-        return self.compute_loss(pred, batch["y"])
+        return self.compute_loss(pred, batch["y"], batch)
 
     def log_extra_metrics(self, pred: torch.Tensor, batch: dict[str, torch.Tensor], stage: str) -> None:
         """Hook for metrics a task adds to validation and test (none here)."""
 
     def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         pred = self.predict_batch(batch)
-        batch_size = batch["x"].shape[0]
+        batch_size = num_samples(batch)
         self.log(f"{stage}/loss", self.evaluation_loss(pred, batch), on_epoch=True, sync_dist=True,
                  batch_size=batch_size)
         metrics = self.val_metrics if stage == "val" else self.test_metrics
-        metrics.update(pred, batch["y"])
+        metrics.update(pred, batch["y"], sample_index(batch), batch_size)
         self.log_dict(metrics, on_epoch=True, on_step=False, batch_size=batch_size)
         self.log_extra_metrics(pred, batch, stage)
         return pred
