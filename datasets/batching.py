@@ -11,7 +11,7 @@ rows              samples: ``x`` is ``(B, C_in, *S)``           nodes of all gra
 ``trajectory``    ``(B, T_all * C, *S)`` (training splits of    ``(N_nodes, T_all * C)``
                   tasks that draw their own windows)
 ``params``        ``(B, P)`` per-sample PDE parameters           ``(B, P)`` (graph-level)
-``time``          (not served: grid networks do not read it)    ``(B,)`` time of the last input step / T
+``time``          (not served: grid networks do not read it)    ``(B,)`` time of the first predicted step / T
 ``time_step``                                                   ``(B,)`` snapshot spacing / T
 geometry          (the grid is implicit)                        ``pos`` ``(N_nodes, d)`` in ``[0, 1]``,
                                                                 ``edge_index`` ``(2, E)``, ``batch`` ``(N_nodes,)``

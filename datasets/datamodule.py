@@ -134,6 +134,8 @@ class GridDataModule(pl.LightningDataModule):
             (for tasks that draw their own windows, e.g. random start times); ``null``: training batches are
             ``x`` / ``y`` like validation's.
         train_passes_per_epoch: passes over the training split per epoch (MP-PDE's official epoch: 250).
+        parameter_scale: divisors of the served ``parameters`` (name -> value), so networks see ``O(1)`` values
+            (the official MP-PDE code divides alpha by 3, beta by 0.2 (E2) or 0.4 (E3), gamma by 1).
         **pde_params: parameters of the problem (``nu``, ``alpha``, ``tau``, ``t_final``, ``dt``, ...).
     """
 
@@ -172,6 +174,7 @@ class GridDataModule(pl.LightningDataModule):
         graph: dict | None = None,
         train_steps: Any = None,
         train_passes_per_epoch: int = 1,
+        parameter_scale: dict | None = None,
         **pde_params: Any,
     ) -> None:
         super().__init__()
@@ -217,6 +220,11 @@ class GridDataModule(pl.LightningDataModule):
         self.train_steps = None if train_steps is None else self._steps(self.inputs, train_steps, "train_steps")
         self._check_counts(in_channels, out_channels, n_input_steps, n_target_steps, periodic)
         self.parameters = self._parameter_list(parameters, n_params)
+        self.parameter_scale = {str(k): float(v) for k, v in dict(parameter_scale or {}).items()}
+        for name, value in self.parameter_scale.items():
+            if name not in self.parameters or not value > 0:
+                raise ValueError(f"parameter_scale.{name}={value} is not allowed; use divisors > 0 of the served "
+                                 f"parameters {self.parameters}")
         self._check_snapshot_dt(snapshot_dt)
         self.graph = self._graph_settings(graph)
         self.train_passes_per_epoch = _positive_int(train_passes_per_epoch, "train_passes_per_epoch")
@@ -427,14 +435,16 @@ class GridDataModule(pl.LightningDataModule):
             else:
                 data = {"x": self._assemble(stored, self.inputs, self.input_steps),
                         "y": self._assemble(stored, self.targets, self.target_steps)}
-                first = None if self.input_steps is None else self.input_steps[-1]
+                first = None if self.target_steps is None else self.target_steps[0]
             if self.parameters:
                 data["params"] = torch.from_numpy(np.concatenate(
-                    [np.asarray(stored.fields[f], dtype=np.float32).reshape(n, -1) for f in self.parameters], axis=1))
+                    [np.asarray(stored.fields[f], dtype=np.float64).reshape(n, -1) / self.parameter_scale.get(f, 1.0)
+                     for f in self.parameters], axis=1).astype(np.float32))
             t = self._times()
             if self.is_graph and t is not None and first is not None and len(t) > 1 and t[-1] > 0:
-                # time of the last input step (of the first trajectory step) and the snapshot spacing, over T
-                data["time"] = torch.full((n,), float(t[first] / t[-1]))
+                # the time of the first predicted step (of the trajectory's first step) and the snapshot spacing,
+                # over T: what the official MP-PDE code feeds its network
+                data["time"] = torch.full((n,), float((t[0] + first * (t[1] - t[0])) / t[-1]))
                 data["time_step"] = torch.full((n,), float((t[1] - t[0]) / t[-1]))
             self.data[split] = data
         return self.data[split]

@@ -61,7 +61,7 @@ def test_graph_batches_hold_the_grid_values_as_node_rows(ns_pair) -> None:
     assert torch.equal(hb.x[:64], gb["x"][0].reshape(2, -1).T)
     assert torch.equal(hb.y[64:], gb["y"][1].reshape(5, -1).T)
     assert hb.pos.shape == (128, 2) and float(hb.pos.max()) < 1.0 and float(hb.pos.min()) == 0.0
-    assert hb.time.shape == (2,) and torch.allclose(hb.time, torch.full((2,), 1 / 6))
+    assert hb.time.shape == (2,) and torch.allclose(hb.time, torch.full((2,), 2 / 6))  # first target step
     assert torch.allclose(hb.time_step, torch.full((2,), 1 / 6))
     # 8 x 8 periodic grid, radius 1.5 spacings: the 8 neighbours of a 3 x 3 stencil, across the boundary too
     degree = torch.bincount(hb.edge_index[1], minlength=128)

@@ -105,8 +105,8 @@ class AutoregressiveRollout(OperatorTask):
         """Unroll from the window ``x`` ``(rows, k * C, ...)`` until ``n_steps`` steps are predicted:
         ``(rows, n_steps * C, ...)`` (the last call's surplus steps are dropped).
 
-        ``batch`` gives graph networks their geometry; ``time`` ``(B,)`` is the time of the window's last step
-        (scaled), advanced by ``m * time_step`` per call; ``truth`` enables teacher forcing (one-step updates)."""
+        ``batch`` gives graph networks their geometry; ``time`` ``(B,)`` is the time of the first step the call
+        predicts (scaled), advanced by ``m * time_step`` per call; ``truth`` enables teacher forcing (one-step updates)."""
         c, m = self.step_channels, self.steps_per_call
         dt = batch["time_step"] if time is not None and "time_step" in batch else None
         window, steps, done = x, [], 0
@@ -152,8 +152,8 @@ class AutoregressiveRollout(OperatorTask):
         window = take_steps(traj, rows - k, k, c)
         target = take_steps(traj, rows + n_unrolls * m, m, c)
         time = None
-        if "time" in batch and "time_step" in batch:  # time of the window's last step
-            time = batch["time"] + (start - 1).to(batch["time"].dtype) * batch["time_step"]
+        if "time" in batch and "time_step" in batch:  # time of the first predicted step
+            time = batch["time"] + start.to(batch["time"].dtype) * batch["time_step"]
         return window, target, time
 
     def training_loss(self, batch: Any) -> torch.Tensor:
