@@ -4,6 +4,12 @@ Layout of ``<split>.h5``::
 
     /<field>            float32 (N, *sample_shape)   e.g. Burgers ``u`` (N, T, S); Darcy ``a``, ``u`` (N, S, S);
                                                       Navier-Stokes ``w`` (N, T, S, S)
+    /<field>/values     ragged field (per-sample shape ``(None, *feature_shape)``: a row count that differs
+                        between samples, e.g. particles): (total_rows, *feature_shape), float32 unless
+                        ``SplitSpec.dtypes`` says otherwise, chunked along rows; group attrs ``layout = "ragged"``
+    /<field>/offsets    int64 (N + 1,): offsets[0] = 0, non-decreasing, offsets[N] = total_rows; sample i is
+                        values[offsets[i]:offsets[i + 1]] (PyG's collation; read back as a
+                        :class:`~datasets.ragged.RaggedArray`)
     /coords/<name>      float64 coordinates and fixed data (``t``, ``x``, ``y``, forcing ``f``)
     attrs               manifest: ``format_version``, ``pde``, ``split``, ``seed``, ``config_json``,
                         ``config_hash``, ``n_total``, ``n_completed``, ``complete``, ``fields``, plus every
@@ -11,7 +17,11 @@ Layout of ``<split>.h5``::
 
 Generation writes ``<split>.h5.partial`` and bumps ``n_completed`` (and flushes) after every chunk; the file is
 renamed to ``<split>.h5`` only when all ``n_total`` samples are written. An interrupted generation therefore
-resumes at ``n_completed``, and a half-written file never carries the final name. Readers validate the manifest
+resumes at ``n_completed``, and a half-written file never carries the final name. A ragged field's rows are
+written first, then its offsets, then ``n_completed``; a resumed file drops the rows beyond
+``offsets[n_completed]`` (written by an interrupted chunk) before appending. The ``fields`` manifest attribute
+gives every field's per-sample shape, ``null`` for a ragged first axis. Files with dense fields only are laid out
+exactly as before ragged fields existed (same ``format_version``). Readers validate the manifest
 and raise :class:`CorruptDatasetError` (naming the file and the problem) for anything unexpected, including
 files h5py cannot open at all.
 """
@@ -27,7 +37,13 @@ from typing import Any, Iterable, Mapping, Sequence
 import h5py
 import numpy as np
 
+from datasets.ragged import RaggedArray, offsets_problem
+
 FORMAT_VERSION = 1
+#: target bytes of one HDF5 chunk of a ragged field's ``values`` (whole rows, at least one)
+RAGGED_CHUNK_BYTES = 256 * 2**10
+#: HDF5 chunk length of a ragged field's ``offsets``
+OFFSETS_CHUNK = 4096
 #: largest block of whole samples :func:`read_split` reads at once when it subsamples (``select``)
 READ_BLOCK_BYTES = 64 * 2**20
 PARTIAL_SUFFIX = ".partial"
@@ -94,6 +110,11 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def is_ragged(shape: Sequence[int | None]) -> bool:
+    """Whether a per-sample shape declares a ragged field (first axis ``None``: ``(None, *feature_shape)``)."""
+    return len(shape) > 0 and shape[0] is None
+
+
 # ---------------------------------------------------------------------------------------------- writing
 @dataclass
 class SplitSpec:
@@ -103,17 +124,21 @@ class SplitSpec:
         pde: problem name (``burgers``, ``darcy``, ``navier_stokes``).
         split: ``train``, ``val`` or ``test``.
         config: the generation config (problem parameters + seed); hashed into ``config_hash``.
-        fields: field name -> per-sample shape, e.g. ``{"u": (T, S)}``.
+        fields: field name -> per-sample shape, e.g. ``{"u": (T, S)}``; a first axis ``None`` declares a ragged
+            field whose row count differs between samples, e.g. ``{"pos": (None, 3)}`` (sample i is ``(n_i, 3)``).
         coords: coordinates and fixed arrays stored under ``/coords``.
         n_total: number of samples the finished file holds.
+        dtypes: field name -> NumPy dtype of its stored values (default ``float32``), e.g. ``{"type": "int64"}``
+            for per-particle integer labels.
     """
 
     pde: str
     split: str
     config: dict[str, Any]
-    fields: dict[str, tuple[int, ...]]
+    fields: dict[str, tuple[int | None, ...]]
     coords: dict[str, np.ndarray] = field(default_factory=dict)
     n_total: int = 0
+    dtypes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def hash(self) -> str:
@@ -139,6 +164,9 @@ class SplitWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._open()
 
+    def _dtype(self, name: str) -> np.dtype:
+        return np.dtype(self.spec.dtypes.get(name, np.float32))
+
     # -- opening / resuming
     def _matches(self, f: h5py.File) -> bool:
         if _decode(f.attrs.get("config_hash")) != self.spec.hash:
@@ -146,9 +174,33 @@ class SplitWriter:
         if int(f.attrs.get("format_version", -1)) != FORMAT_VERSION:
             return False
         for name, shape in self.spec.fields.items():
-            if name not in f or tuple(f[name].shape[1:]) != tuple(shape):
+            if name not in f:
+                return False
+            obj = f[name]
+            if is_ragged(shape):
+                if not isinstance(obj, h5py.Group) or "values" not in obj or "offsets" not in obj:
+                    return False
+                obj = obj["values"]
+            elif not isinstance(obj, h5py.Dataset):
+                return False
+            if tuple(obj.shape[1:]) != tuple(shape[1:] if is_ragged(shape) else shape):
+                return False
+            if obj.dtype != self._dtype(name):
                 return False
         return True
+
+    def _capacity(self, f: h5py.File, name: str, n: int) -> int:
+        """How many of the first ``n`` samples of field ``name`` the file can hold: a dense field's length; for
+        a ragged field the longest valid prefix of its offsets (``offsets[0] = 0``, non-decreasing, within the
+        stored rows), so a damaged tail is rewritten rather than trusted."""
+        if not is_ragged(self.spec.fields[name]):
+            return min(n, f[name].shape[0])
+        offsets = f[name]["offsets"][: n + 1]
+        if offsets.shape[0] == 0 or offsets[0] != 0:
+            return 0
+        ok = (np.diff(offsets) >= 0) & (offsets[1:] <= f[name]["values"].shape[0])
+        bad = np.flatnonzero(~ok)
+        return int(bad[0]) if bad.size else int(offsets.shape[0]) - 1
 
     def _open(self) -> None:
         if self.path.exists():
@@ -177,7 +229,8 @@ class SplitWriter:
             else:
                 if self._matches(f):
                     self._file = f
-                    self.n_completed = min(int(f.attrs.get("n_completed", 0)), f[next(iter(self.spec.fields))].shape[0])
+                    n = int(f.attrs.get("n_completed", 0))
+                    self.n_completed = min([n] + [self._capacity(f, name, n) for name in self.spec.fields])
                     self._resize(self.spec.n_total)
                     return
                 f.close()
@@ -188,8 +241,19 @@ class SplitWriter:
         f = h5py.File(self.partial, "w")
         spec = self.spec
         for name, shape in spec.fields.items():
+            if is_ragged(shape):
+                features = tuple(shape[1:])
+                dtype = self._dtype(name)
+                row_bytes = max(1, int(np.prod(features, dtype=np.int64)) * dtype.itemsize)
+                group = f.create_group(name)
+                group.attrs["layout"] = "ragged"
+                group.create_dataset("values", shape=(0, *features), maxshape=(None, *features), dtype=dtype,
+                                     chunks=(max(1, RAGGED_CHUNK_BYTES // row_bytes), *features))
+                group.create_dataset("offsets", shape=(spec.n_total + 1,), maxshape=(None,), dtype="int64",
+                                     chunks=(OFFSETS_CHUNK,), fillvalue=0)
+                continue
             chunk = (1, *shape)
-            f.create_dataset(name, shape=(spec.n_total, *shape), maxshape=(None, *shape), dtype="float32",
+            f.create_dataset(name, shape=(spec.n_total, *shape), maxshape=(None, *shape), dtype=self._dtype(name),
                              chunks=chunk)
         coords = f.create_group("coords")
         for name, value in spec.coords.items():
@@ -211,7 +275,18 @@ class SplitWriter:
 
     def _resize(self, n_total: int) -> None:
         assert self._file is not None
-        for name in self.spec.fields:
+        for name, shape in self.spec.fields.items():
+            if is_ragged(shape):
+                group = self._file[name]
+                offsets = group["offsets"]
+                if offsets.shape[0] != n_total + 1:
+                    offsets.resize(max(n_total, self.n_completed) + 1, axis=0)
+                if self.n_completed == 0:
+                    offsets[0] = 0
+                rows = int(offsets[self.n_completed])  # rows beyond it belong to an interrupted chunk: dropped
+                if group["values"].shape[0] != rows:
+                    group["values"].resize(rows, axis=0)
+                continue
             ds = self._file[name]
             if ds.shape[0] != n_total:
                 ds.resize(max(n_total, self.n_completed), axis=0)
@@ -228,8 +303,14 @@ class SplitWriter:
     def done(self) -> bool:
         return self.remaining <= 0
 
-    def write_chunk(self, arrays: Mapping[str, np.ndarray]) -> None:
-        """Append the next samples (every field with the same leading length) and record them as completed."""
+    def write_chunk(self, arrays: Mapping[str, Any]) -> None:
+        """Append the next samples (every field with the same number of samples) and record them as completed.
+
+        Args:
+            arrays: field name -> a dense field's ``(n, *sample_shape)`` array; a ragged field's ``n`` samples as a
+                list of ``(n_i, *feature_shape)`` arrays (NumPy or torch, ``n_i = 0`` allowed) or a
+                :class:`~datasets.ragged.RaggedArray`. Every field is checked before anything is written.
+        """
         if self._file is None:
             raise RuntimeError(f"{self.path} is complete or closed; nothing to write")
         lengths = {name: len(arrays[name]) for name in self.spec.fields}
@@ -239,14 +320,43 @@ class SplitWriter:
         if self.n_completed + n > self.spec.n_total:
             raise ValueError(f"chunk of {n} overflows {self.path} ({self.n_completed}/{self.spec.n_total} written)")
         start = self.n_completed
+        prepared: dict[str, Any] = {}
         for name, shape in self.spec.fields.items():
-            data = np.asarray(arrays[name], dtype=np.float32)
+            if is_ragged(shape):
+                prepared[name] = self._ragged_chunk(name, arrays[name], tuple(shape[1:]))
+                continue
+            data = np.asarray(arrays[name], dtype=self._dtype(name))
             if tuple(data.shape[1:]) != tuple(shape):
                 raise ValueError(f"field '{name}' has sample shape {tuple(data.shape[1:])}, expected {tuple(shape)}")
-            self._file[name][start:start + n] = data
+            prepared[name] = data
+        for name, data in prepared.items():
+            if isinstance(data, RaggedArray):
+                # rows first, then offsets; n_completed (below) last, so an interrupted chunk is redone on resume
+                group = self._file[name]
+                first = int(group["offsets"][start])
+                stop = first + data.n_rows
+                group["values"].resize(stop, axis=0)  # also drops rows of an earlier interrupted chunk
+                if data.n_rows:
+                    group["values"][first:stop] = data.values
+                if n:
+                    group["offsets"][start + 1:start + n + 1] = first + data.offsets[1:]
+            else:
+                self._file[name][start:start + n] = data
         self.n_completed = start + n
         self._file.attrs["n_completed"] = self.n_completed
         self._file.flush()
+
+    def _ragged_chunk(self, name: str, data: Any, features: tuple[int, ...]) -> RaggedArray:
+        """A ragged field's chunk as a NumPy :class:`RaggedArray` of the stored dtype (feature shape checked)."""
+        dtype = self._dtype(name)
+        try:
+            ragged = data if isinstance(data, RaggedArray) else RaggedArray.from_list(data, feature_shape=features)
+        except ValueError as exc:
+            raise ValueError(f"ragged field '{name}': {exc}") from None
+        ragged = ragged.numpy()
+        if ragged.feature_shape != features:
+            raise ValueError(f"ragged field '{name}' has feature shape {ragged.feature_shape}, expected {features}")
+        return RaggedArray(np.asarray(ragged.values, dtype=dtype), ragged.offsets, validate=False)
 
     def finalize(self) -> Path:
         """Mark complete and give the file its final name (only once every sample is written)."""
@@ -277,10 +387,11 @@ class SplitWriter:
 # ---------------------------------------------------------------------------------------------- reading
 @dataclass
 class StoredSplit:
-    """A split read into memory."""
+    """A split read into memory: ``fields`` maps a dense field to its ``(N, *sample_shape)`` array and a ragged
+    field to a :class:`~datasets.ragged.RaggedArray` of ``N`` samples (NumPy values ``(rows, *feature_shape)``)."""
 
     path: Path
-    fields: dict[str, np.ndarray]
+    fields: dict[str, np.ndarray | RaggedArray]
     coords: dict[str, np.ndarray]
     attrs: dict[str, Any]
 
@@ -290,7 +401,7 @@ class StoredSplit:
 
     @property
     def n(self) -> int:
-        return int(next(iter(self.fields.values())).shape[0]) if self.fields else 0
+        return len(next(iter(self.fields.values()))) if self.fields else 0
 
 
 def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
@@ -318,15 +429,22 @@ def read_split(
     Args:
         pde: the problem asked for (named in errors; checked against the file).
         expected_hash: the generation-config hash the file must carry.
-        n: read the first ``n`` samples (the file must hold at least ``n``); ``None`` reads all.
-        fields: expected per-sample shapes (as stored), e.g. ``{"u": (T, S)}``.
+        n: read the first ``n`` samples (the file must hold at least ``n``); ``None`` reads all. A ragged field
+            reads only its rows up to ``offsets[n]``.
+        fields: expected per-sample shapes (as stored), e.g. ``{"u": (T, S)}``; ``(None, *feature_shape)`` for a
+            ragged field, e.g. ``{"pos": (None, 3)}``.
         load: the fields to read (default: all of ``fields`` or all stored fields).
         select: field name -> per-sample index (slices) applied while reading, e.g. ``(slice(None),
             slice(None, None, 4))`` to keep every 4th point of ``(T, S)`` samples. Samples are read in blocks of
             whole samples (at most ``READ_BLOCK_BYTES``, at least one sample) and subsampled block by block into
             the result, so memory is that of the subsampled arrays plus one block. (HDF5's own strided selection
             gives the same values but is 10-70x slower: 0.17-1.4 s per 51 x 256^2 sample.) Fields not named are
-            read whole.
+            read whole. For a ragged field the index applies to the feature axes only: its first entry (the row
+            axis) must be ``slice(None)``.
+
+    Returns:
+        The split; ragged fields as :class:`~datasets.ragged.RaggedArray` (NumPy values and ``(n + 1,)`` int64
+        offsets; ``.to(device)`` gives torch tensors).
 
     Raises:
         CorruptDatasetError: unreadable file, incomplete file, wrong problem, hash, shapes or too few samples.
@@ -363,19 +481,40 @@ def read_split(
             stored_fields = json.loads(attrs.get("fields", "{}"))
             expected = {k: tuple(v) for k, v in (fields or {}).items()}
             names = list(load) if load is not None else (list(expected) or list(stored_fields))
-            out: dict[str, np.ndarray] = {}
-            for name in set(names) | set(expected):
+            out: dict[str, np.ndarray | RaggedArray] = {}
+            offsets: dict[str, np.ndarray] = {}
+            for name in sorted(set(names) | set(expected)):
                 if name not in f:
                     raise bad(f"field '{name}' is missing")
                 ds = f[name]
-                if ds.shape[0] != n_stored:
-                    raise bad(f"field '{name}' has {ds.shape[0]} samples, manifest says {n_stored}")
-                if name in expected and tuple(ds.shape[1:]) != expected[name]:
-                    raise bad(f"field '{name}' has sample shape {tuple(ds.shape[1:])}, expected {expected[name]}")
+                if isinstance(ds, h5py.Group):  # ragged: values + offsets
+                    for part in ("values", "offsets"):
+                        if part not in ds:
+                            raise bad(f"ragged field '{name}' has no {part}")
+                    offsets[name] = ds["offsets"][()]
+                    problem = offsets_problem(offsets[name], ds["values"].shape[0], n_stored)
+                    if problem is not None:
+                        raise bad(f"ragged field '{name}': {problem}")
+                    shape = (None, *ds["values"].shape[1:])
+                else:
+                    if ds.shape[0] != n_stored:
+                        raise bad(f"field '{name}' has {ds.shape[0]} samples, manifest says {n_stored}")
+                    shape = tuple(ds.shape[1:])
+                if name in expected and shape != expected[name]:
+                    raise bad(f"field '{name}' has sample shape {shape}, expected {expected[name]}")
             count = n_stored if n is None else n
             select = dict(select or {})
             for name in names:
                 index = tuple(select.get(name, ()))
+                if name in offsets:
+                    values = f[name]["values"]
+                    if len(index) > len(values.shape):
+                        raise bad(f"field '{name}' has {len(values.shape)} sample axes, selection {index} has more")
+                    if index and index[0] != slice(None):
+                        raise bad(f"field '{name}' is ragged: its row axis cannot be subsampled (use slice(None))")
+                    first = offsets[name][:count + 1].copy()
+                    out[name] = RaggedArray(_read_subsampled(values, int(first[-1]), index[1:]), first, validate=False)
+                    continue
                 if len(index) > len(f[name].shape) - 1:
                     raise bad(f"field '{name}' has {len(f[name].shape) - 1} sample axes, selection {index} has more")
                 out[name] = _read_subsampled(f[name], count, index)
