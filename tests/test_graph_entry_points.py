@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import run_entry_point
+from tests.conftest import launch_entry_point, run_entry_point
 
 
 def tiny_mppde_ns(data_dir: Path) -> list[str]:
@@ -20,7 +20,7 @@ def tiny_mppde_ns(data_dir: Path) -> list[str]:
         "data.solver_resolution=16", "data.resolution=8", "data.t_final=8", "data.dt=1e-2",
         "data.input_steps=1:3", "data.target_steps=3:7", "data.in_channels=2", "data.n_target_steps=4",
         "data.train_steps=1:9", "data.train_passes_per_epoch=2", "data.batch_size=2",
-        "model.time_window=2", "model.hidden=16", "model.n_layers=2", "task.state_update.time_window=2",
+        "model.time_window=2", "model.hidden=16", "model.n_layers=2",
         "trainer.max_epochs=2", "logger=csv", "callbacks.rich_model_summary=null",
         "trainer.enable_progress_bar=false", f"paths.data_dir={data_dir}",
     ]
@@ -45,8 +45,13 @@ def test_mppde_trains_on_graphs_and_reports_per_graph_metrics(mppde_run: Path) -
 
 def test_mppde_evaluates_and_resumes(mppde_run: Path, data_dir: Path, tmp_path: Path) -> None:
     metrics = json.loads((mppde_run / "metrics.json").read_text())
-    proc = run_entry_point("evaluate.py", f"ckpt_path={metrics['best_checkpoint']}", "logger=csv",
-                           f"paths.data_dir={data_dir}", f"hydra.run.dir={tmp_path / 'eval'}")
+    # the evaluation and the resume only read the trained run: both run at once
+    evaluation = launch_entry_point("evaluate.py", f"ckpt_path={metrics['best_checkpoint']}", "logger=csv",
+                                    f"paths.data_dir={data_dir}", f"hydra.run.dir={tmp_path / 'eval'}")
+    resumed = tmp_path / "resumed"
+    resume = launch_entry_point("train.py", *tiny_mppde_ns(data_dir), "trainer.max_epochs=3", "test=false",
+                                f"ckpt_path={mppde_run / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={resumed}")
+    proc = evaluation.result()
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads((tmp_path / "eval" / "metrics.json").read_text())["results"]["8"]
     assert out["n_samples"] == 3
@@ -56,9 +61,7 @@ def test_mppde_evaluates_and_resumes(mppde_run: Path, data_dir: Path, tmp_path: 
                                                                                         rel=1e-5)
     assert "accumulated error" in proc.stdout
     assert (tmp_path / "eval" / "plots" / "prediction_res8.png").is_file()
-    resumed = tmp_path / "resumed"
-    proc = run_entry_point("train.py", *tiny_mppde_ns(data_dir), "trainer.max_epochs=3", "test=false",
-                           f"ckpt_path={mppde_run / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={resumed}")
+    proc = resume.result()
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = torch.load(resumed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["epoch"] == 2
@@ -75,6 +78,9 @@ def test_mppde_sweep_under_ddp_counts_every_graph_once(data_dir: Path, tmp_path:
     jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name.isdigit())
     assert [p.name for p in jobs] == ["0", "1"]
     assert len(list((tmp_path / "sweep").rglob("multirun.yaml"))) == 1
+    # each job ran its own overrides (hidden 8, then 16)
+    n_parameters = [json.loads((job / "metrics.json").read_text())["n_parameters"] for job in jobs]
+    assert n_parameters[0] < n_parameters[1], n_parameters
     metrics = json.loads((jobs[1] / "metrics.json").read_text())
     proc = run_entry_point("evaluate.py", f"ckpt_path={metrics['best_checkpoint']}", "logger=csv",
                            f"paths.data_dir={data_dir}", f"hydra.run.dir={tmp_path / 'eval'}")

@@ -235,3 +235,22 @@ def test_config_instantiates():
     assert isinstance(model, MPPDE)
     assert (model.time_window, model.hidden, model.n_layers, model.n_params, model.dt, model.periodic) == (
         25, 128, 6, 1, 0.016, True)
+
+
+def test_message_from_node_terms_equals_the_concatenated_edge_mlp() -> None:
+    """The per-node factorisation of phi's first layer computes exactly eq. 8 on concatenated edge features."""
+    from operators.layers.pde_message_passing import PDEMessagePassing
+
+    torch.manual_seed(0)
+    layer = PDEMessagePassing(16, 5, spatial_dims=2, n_variables=3, periodic=True, norm=False).double()
+    n = 12
+    h, u = torch.randn(n, 16, dtype=torch.float64), torch.randn(n, 5, dtype=torch.float64)
+    pos, var = torch.rand(n, 2, dtype=torch.float64), torch.randn(n, 3, dtype=torch.float64)
+    edge_index = torch.randint(0, n, (2, 40))
+    j, i = edge_index
+    messages = layer.message_reference(h[i], h[j], u[i], u[j], pos[i], pos[j], var[i])
+    mean = torch.zeros(n, 16, dtype=torch.float64).index_add_(0, i, messages)
+    count = torch.bincount(i, minlength=n).clamp_min(1).unsqueeze(1)
+    expected = h + layer.update_net(torch.cat((h, mean / count, var), dim=-1))
+    got = layer(h, u, pos, var, edge_index)
+    assert torch.allclose(got, expected, atol=1e-12)

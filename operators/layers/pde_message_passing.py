@@ -76,6 +76,8 @@ class PDEMessagePassing(MessagePassing):
             nn.Linear(self.hidden, self.hidden), get_activation(activation),
         )
         self.norm = InstanceNorm(self.hidden) if norm else None
+        # column blocks of phi's first layer: h_i, h_j, u_i - u_j, x_i - x_j, theta_i
+        self._message_split = (self.hidden, self.hidden, self.u_channels, self.spatial_dims, self.n_variables)
 
     def extra_repr(self) -> str:
         return (f"hidden={self.hidden}, u_channels={self.u_channels}, spatial_dims={self.spatial_dims}, "
@@ -91,14 +93,31 @@ class PDEMessagePassing(MessagePassing):
         batch: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``(N, H) -> (N, H)``; see the class docstring for the other inputs."""
-        out = self.propagate(edge_index, h=h, u=u, pos=pos, variables=variables, size=(h.shape[0], h.shape[0]))
+        # phi's first layer is linear in the concatenation [h_i, h_j, u_i - u_j, x_i - x_j, theta_i], so its node
+        # terms are computed once per node and gathered per edge (exactly the same map, ~6x fewer FLOPs for that
+        # layer): W [h_i; h_j; u_i - u_j; r_ij; theta_i] + b = (W_hi h_i + W_u u_i + W_t theta_i + b)
+        #                                                    + (W_hj h_j - W_u u_j) + W_r r_ij
+        first = self.message_net[0]
+        w_hi, w_hj, w_u, w_r, w_t = torch.split(first.weight, self._message_split, dim=1)
+        target_part = torch.addmm(first.bias, h, w_hi.T) + u @ w_u.T + variables @ w_t.T
+        source_part = h @ w_hj.T - u @ w_u.T
+        out = self.propagate(edge_index, h=h, variables=variables, target_part=target_part,
+                             source_part=source_part, pos=pos, w_r=w_r, size=(h.shape[0], h.shape[0]))
         if self.norm is not None:
             out = self.norm(out, batch)
         return out
 
-    def message(self, h_i: torch.Tensor, h_j: torch.Tensor, u_i: torch.Tensor, u_j: torch.Tensor,
-                pos_i: torch.Tensor, pos_j: torch.Tensor, variables_i: torch.Tensor) -> torch.Tensor:
-        """Eq. 8: ``m_ij = phi(h_i, h_j, u_i - u_j, x_i - x_j, theta_i)``, ``(E, H)``."""
+    def message(self, target_part_i: torch.Tensor, source_part_j: torch.Tensor, pos_i: torch.Tensor,
+                pos_j: torch.Tensor, w_r: torch.Tensor) -> torch.Tensor:
+        """Eq. 8: ``m_ij = phi(h_i, h_j, u_i - u_j, x_i - x_j, theta_i)``, ``(E, H)`` (first layer from the node
+        terms, see :meth:`forward`)."""
+        rel = relative_position(pos_i, pos_j, self.periodic)
+        first = target_part_i + source_part_j + rel @ w_r.T
+        return self.message_net[2:](self.message_net[1](first))
+
+    def message_reference(self, h_i: torch.Tensor, h_j: torch.Tensor, u_i: torch.Tensor, u_j: torch.Tensor,
+                          pos_i: torch.Tensor, pos_j: torch.Tensor, variables_i: torch.Tensor) -> torch.Tensor:
+        """Eq. 8 written out on the concatenated edge features (what :meth:`message` computes; for tests)."""
         rel = relative_position(pos_i, pos_j, self.periodic)
         return self.message_net(torch.cat((h_i, h_j, u_i - u_j, rel, variables_i), dim=-1))
 
