@@ -23,7 +23,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from datasets.generate import (
+from datasets.generation import (
     DEFAULT_CHUNK_SIZE,
     ProgressFn,
     SplitResult,

@@ -40,7 +40,7 @@ from datasets.cache import DatasetCache
 from datasets.discretization import Discretization, PointSet
 from datasets.evaluation_sampler import EvaluationShardSampler
 from datasets.tensor_dataset import TensorDictDataset, collate_batch, tensors_nbytes
-from datasets.generate import DATAMODULE_KEYS, DEFAULT_CHUNK_SIZE, make_problem, problem_params  # noqa: F401
+from datasets.generation import DEFAULT_CHUNK_SIZE, make_problem, problem_params  # noqa: F401
 from datasets.storage import SPLITS, StoredSplit
 
 log = logging.getLogger(__name__)

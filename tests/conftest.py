@@ -4,12 +4,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+T = TypeVar("T")
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -63,6 +66,22 @@ def run_entry_point(script: str, *args: str, timeout: int = 600, module: bool = 
     env.pop("PDEFORGE_TRACEBACK", None)
     cmd = [sys.executable, "-m", script] if module else [sys.executable, str(ROOT / script)]
     return subprocess.run([*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+# Two background launchers, one per CI core: most of a tiny entry-point run is the interpreter importing torch /
+# Lightning (single-threaded), so two independent launches take about the time of one.
+_LAUNCHER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="entry-point")
+
+
+def in_background(fn: Callable[..., T], *args, **kwargs) -> Future[T]:
+    """``fn(*args, **kwargs)`` (a function that runs a subprocess) started in the background; ``.result()``
+    waits for it and returns its value (or raises its exception)."""
+    return _LAUNCHER.submit(fn, *args, **kwargs)
+
+
+def launch_entry_point(script: str, *args: str, **kwargs) -> Future[subprocess.CompletedProcess]:
+    """:func:`run_entry_point` started in the background; ``.result()`` waits for it and gives the process."""
+    return in_background(run_entry_point, script, *args, **kwargs)
 
 
 @pytest.fixture(autouse=True, scope="session")

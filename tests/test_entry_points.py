@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import run_entry_point, tiny_darcy
+from tests.conftest import launch_entry_point, run_entry_point, tiny_darcy
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +87,10 @@ def test_ddp_on_two_cpu_processes(data_dir: Path, tmp_path: Path, caplog: pytest
     assert "prepare_data on global rank 0" in out, out[-3000:]
     assert "prepare_data on global rank 1" not in out and "no trainer" not in out
 
-    proc = run_entry_point("evaluate.py", f"ckpt_path={metrics['best_checkpoint']}", "logger=csv",
-                           f"paths.data_dir={data_dir}", f"hydra.run.dir={tmp_path / 'eval'}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    single = json.loads((tmp_path / "eval" / "metrics.json").read_text())["results"]["17"]
-    assert single["n_samples"] == 5
-    assert metrics["test/rel_l2"] == pytest.approx(single["rel_l2"], rel=1e-5)
-    assert metrics["test/mse"] == pytest.approx(single["mse"], rel=1e-5)
+    # the single-process evaluation runs in the background while this process resumes the run (both only read
+    # the checkpoint and the cached data)
+    evaluation = launch_entry_point("evaluate.py", f"ckpt_path={metrics['best_checkpoint']}", "logger=csv",
+                                    f"paths.data_dir={data_dir}", f"hydra.run.dir={tmp_path / 'eval'}")
 
     last = run / "checkpoints" / "last.ckpt"
     ckpt = torch.load(last, map_location="cpu", weights_only=False)
@@ -106,39 +103,17 @@ def test_ddp_on_two_cpu_processes(data_dir: Path, tmp_path: Path, caplog: pytest
                       weights_only=False)["epoch"] == 2
     assert resumed["val/rel_l2"] > 0
 
-
-@pytest.mark.slow
-def test_multirun_with_ddp_runs_each_job_once(data_dir: Path, tmp_path: Path) -> None:
-    overrides = [o for o in tiny_darcy(data_dir) if not o.startswith("model.width=")]
-    proc = run_entry_point("train.py", "-m", *overrides, "model.width=4,8", "trainer=ddp",
-                           "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=1",
-                           f"hydra.sweep.dir={tmp_path}")
+    proc = evaluation.result()
     assert proc.returncode == 0, proc.stderr[-3000:]
-    jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and p.name.isdigit())
-    assert [p.name for p in jobs] == ["0", "1"]
-    widths = [json.loads((j / "metrics.json").read_text())["n_parameters"] for j in jobs]
-    assert widths[0] < widths[1]
-    # no child re-ran the sweep: only this sweep's multirun.yaml exists
-    assert len(list(tmp_path.rglob("multirun.yaml"))) == 1
+    single = json.loads((tmp_path / "eval" / "metrics.json").read_text())["results"]["17"]
+    assert single["n_samples"] == 5
+    assert metrics["test/rel_l2"] == pytest.approx(single["rel_l2"], rel=1e-5)
+    assert metrics["test/mse"] == pytest.approx(single["mse"], rel=1e-5)
 
 
-@pytest.mark.slow
-def test_multirun_over_models_and_datasets(data_dir: Path, tmp_path: Path) -> None:
-    """The README's sweep: model width x dataset (1-D Burgers and 2-D Darcy), one wandb run per job."""
-    proc = run_entry_point("train.py", "-m", "model=fno", "model.width=4,8", "data=burgers,darcy_small",
-                           "data.n_train=8", "data.n_val=2", "data.n_test=2", "data.batch_size=4",
-                           "model.projection_channels=16", "trainer.max_epochs=1", "logger=wandb",
-                           "callbacks.rich_model_summary=null", "trainer.enable_progress_bar=false",
-                           f"paths.data_dir={data_dir}", f"hydra.sweep.dir={tmp_path}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and p.name.isdigit())
-    assert len(jobs) == 4
-    for job in jobs:
-        metrics = json.loads((job / "metrics.json").read_text())
-        assert 0 < metrics["test/rel_l2"] < 5
-        runs = list((job / "wandb").glob("offline-run-*"))
-        assert len(runs) == 1, f"{job}: expected one finished wandb run, got {runs}"
-    assert "job failed" not in proc.stderr + proc.stdout
+# Multiruns under DDP (each job once, one multirun.yaml, each job's own overrides on both ranks) are tested by
+# test_zoo_entry_points.py (MgNO x LSM on Darcy grids) and test_graph_entry_points.py (a width sweep); the README's
+# model x dataset sweep with one wandb run per job by test_readme_commands.py::test_sweep_over_models_and_datasets.
 
 
 @pytest.mark.slow
@@ -164,53 +139,86 @@ def test_diverging_job_does_not_kill_the_sweep(data_dir: Path, tmp_path: Path) -
 
 
 # ---------------------------------------------------------------------------------------------- bad input
-def test_unknown_config_option_is_named(tmp_path: Path) -> None:
-    proc = run_entry_point("train.py", "model=not_a_model", f"hydra.run.dir={tmp_path}")
+# Each test below checks its own command. The commands are independent, so the selected ones are all started
+# (two at a time: a launch is mostly the interpreter importing torch / Lightning) when the first of these tests
+# runs, and each test waits for its own.
+def _bad_input_commands(data_dir: Path, trained_run: Path | None, tmp: Path) -> dict[str, tuple[str, ...]]:
+    bad = tmp / "bad.ckpt"
+    bad.write_bytes(b"\x00garbage" * 100)
+    commands = {
+        "test_unknown_config_option_is_named": ("train.py", "model=not_a_model", f"hydra.run.dir={tmp / 'option'}"),
+        "test_unknown_key_is_named": ("train.py", "model.not_a_key=3", f"hydra.run.dir={tmp / 'key'}"),
+        "test_negative_size_gives_one_line": ("train.py", *tiny_darcy(data_dir), "data.n_train=-5",
+                                              f"hydra.run.dir={tmp / 'size'}"),
+        "test_modes_too_large_for_resolution": ("train.py", *tiny_darcy(data_dir), "model.modes=[12,12]",
+                                                f"hydra.run.dir={tmp / 'modes'}"),
+        "test_corrupt_checkpoint": ("evaluate.py", f"ckpt_path={bad}", "logger=csv", f"hydra.run.dir={tmp / 'e1'}"),
+        "test_missing_checkpoint": ("evaluate.py", f"ckpt_path={tmp / 'nope.ckpt'}", "logger=csv",
+                                    f"hydra.run.dir={tmp / 'e2'}"),
+    }
+    if trained_run is not None:
+        commands["test_checkpoint_of_another_model"] = (
+            "train.py", *tiny_darcy(data_dir), "model.width=12",
+            f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={tmp / 'other'}")
+    return commands
+
+
+@pytest.fixture(scope="module")
+def bad_input(request: pytest.FixtureRequest, data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """``bad_input(test_name)``: the finished process of that test's command (all selected ones run together)."""
+    selected = {item.originalname for item in request.session.items if getattr(item, "module", None) is request.module}
+    # the checkpoint (and the data cache that the Darcy commands read) of the module's trained run
+    trained = request.getfixturevalue("trained_run") if selected & {
+        "test_checkpoint_of_another_model", "test_modes_too_large_for_resolution"} else None
+    commands = _bad_input_commands(data_dir, trained, tmp_path_factory.mktemp("bad_input"))
+    runs = {name: launch_entry_point(*command) for name, command in commands.items() if name in selected}
+    yield lambda name: runs[name].result()
+    for run in runs.values():
+        run.result()
+
+
+def test_unknown_config_option_is_named(bad_input) -> None:
+    proc = bad_input("test_unknown_config_option_is_named")
     assert proc.returncode != 0
     assert "not_a_model" in proc.stderr and "fno" in proc.stderr
 
 
-def test_unknown_key_is_named(tmp_path: Path) -> None:
-    proc = run_entry_point("train.py", "model.not_a_key=3", f"hydra.run.dir={tmp_path}")
+def test_unknown_key_is_named(bad_input) -> None:
+    proc = bad_input("test_unknown_key_is_named")
     assert proc.returncode != 0
     assert "not_a_key" in proc.stderr
 
 
-def test_negative_size_gives_one_line(data_dir: Path, tmp_path: Path) -> None:
-    proc = run_entry_point("train.py", *tiny_darcy(data_dir), "data.n_train=-5", f"hydra.run.dir={tmp_path}")
+def test_negative_size_gives_one_line(bad_input) -> None:
+    proc = bad_input("test_negative_size_gives_one_line")
     assert proc.returncode == 2
     line = _error_line(proc)
     assert line.startswith("error:") and "n_train" in line and "-5" in line
     assert "Traceback" not in proc.stderr
 
 
-def test_modes_too_large_for_resolution(data_dir: Path, tmp_path: Path) -> None:
-    proc = run_entry_point("train.py", *tiny_darcy(data_dir), "model.modes=[12,12]", f"hydra.run.dir={tmp_path}")
+def test_modes_too_large_for_resolution(bad_input) -> None:
+    proc = bad_input("test_modes_too_large_for_resolution")
     assert proc.returncode == 2
     line = _error_line(proc)
     assert line.startswith("error:") and "modes" in line and "12" in line
     assert "Traceback" not in proc.stderr
 
 
-def test_corrupt_checkpoint(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.ckpt"
-    bad.write_bytes(b"\x00garbage" * 100)
-    proc = run_entry_point("evaluate.py", f"ckpt_path={bad}", "logger=csv", f"hydra.run.dir={tmp_path / 'e'}")
+def test_corrupt_checkpoint(bad_input) -> None:
+    proc = bad_input("test_corrupt_checkpoint")
     assert proc.returncode == 2
     line = _error_line(proc)
     assert line.startswith("error:") and "bad.ckpt" in line and "not a readable" in line
 
 
-def test_missing_checkpoint(tmp_path: Path) -> None:
-    proc = run_entry_point("evaluate.py", f"ckpt_path={tmp_path / 'nope.ckpt'}", "logger=csv",
-                           f"hydra.run.dir={tmp_path / 'e'}")
+def test_missing_checkpoint(bad_input) -> None:
+    proc = bad_input("test_missing_checkpoint")
     assert proc.returncode == 2 and "does not exist" in _error_line(proc)
 
 
-def test_checkpoint_of_another_model(trained_run: Path, data_dir: Path, tmp_path: Path) -> None:
-    ckpt = trained_run / "checkpoints" / "last.ckpt"
-    proc = run_entry_point("train.py", *tiny_darcy(data_dir), "model.width=12", f"ckpt_path={ckpt}",
-                           f"hydra.run.dir={tmp_path}")
+def test_checkpoint_of_another_model(bad_input) -> None:
+    proc = bad_input("test_checkpoint_of_another_model")
     assert proc.returncode == 2
     line = _error_line(proc)
     assert line.startswith("error:") and "does not match" in line and "last.ckpt" in line

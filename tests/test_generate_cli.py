@@ -34,10 +34,21 @@ def test_unknown_data_option(tmp_path: Path) -> None:
     assert "not_a_dataset" in proc.stderr and "darcy_small" in proc.stderr
 
 
-def test_negative_size_gives_one_line(tmp_path: Path) -> None:
-    proc = run_entry_point("datasets.generate", *TINY, "data.n_val=-3", f"paths.data_dir={tmp_path}",
+def _error_line(tmp_path: Path, *overrides: str) -> str:
+    """The last stderr line of a generation run that must fail on bad input: exit status 2, no traceback."""
+    proc = run_entry_point("datasets.generate", *TINY, *overrides, f"paths.data_dir={tmp_path}",
                            f"hydra.run.dir={tmp_path / 'run'}", module=True)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    assert lines[-1].startswith("error:") and "n_val=-3" in lines[-1]
-    assert "Traceback" not in proc.stderr
+    assert lines[-1].startswith("error:") and "Traceback" not in proc.stderr
+    return lines[-1]
+
+
+def test_negative_size_gives_one_line(tmp_path: Path) -> None:
+    assert "n_val=-3" in _error_line(tmp_path, "data.n_val=-3")
+
+
+def test_unknown_data_key_gives_one_line(tmp_path: Path) -> None:
+    line = _error_line(tmp_path, "+data.not_a_key=3")
+    assert "data.not_a_key is not allowed" in line and "pde='darcy'" in line and "batch_size" in line
+    assert not list(tmp_path.rglob("*.h5"))

@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import in_background
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # ------------------------------------------------------------------------------------ the README's commands
@@ -211,6 +213,31 @@ def trained(repo: Path) -> tuple[Path, subprocess.CompletedProcess]:
     return _one_new_dir(repo / "logs" / "train" / "runs", before), proc
 
 
+@pytest.fixture(scope="module")
+def resume_started(repo: Path, trained):
+    """The README's resume command (2 -> 3 epochs) on the trained run, started in the background: the old last
+    checkpoint, the run directories before it, the checkpoint path it was given, and its future process. It
+    writes only a new ``logs/train/runs/<run>`` and reads the trained run and the data cache, none of which
+    the evaluation tests' commands change (they write ``logs/evaluate/runs/<run>``)."""
+    run_dir, _ = trained
+    old = _load_ckpt(run_dir / "checkpoints" / "last.ckpt")
+    before = _dirs(repo / "logs" / "train" / "runs")
+    # the README's <run> placeholder is replaced by the real run directory, as a user would; max_epochs 2 -> 3
+    ckpt = _ckpt_rel(repo, run_dir)
+    resume = in_background(run_readme, repo, RESUME, *DARCY_TINY, "trainer.max_epochs=3",
+                           substitute={"logs/train/runs/<run>/checkpoints/last.ckpt": ckpt})
+    return old, before, ckpt, resume
+
+
+@pytest.fixture
+def resume_in_background(request: pytest.FixtureRequest) -> None:
+    """Starts the resume (when its test is selected) before an evaluation test runs its own command, so that the
+    two use both cores; the resume test, after the evaluation tests, checks it."""
+    if any(getattr(item, "module", None) is request.module and item.originalname == "test_resume_from_last_checkpoint"
+           for item in request.session.items):
+        request.getfixturevalue("resume_started")
+
+
 def _ckpt_rel(repo: Path, run_dir: Path) -> str:
     return str((run_dir / "checkpoints" / "last.ckpt").relative_to(repo))
 
@@ -223,7 +250,8 @@ def _load_ckpt(path: Path) -> dict:
 
 # ------------------------------------------------------------------------------------------------- tests
 def test_default_train(repo: Path, trained) -> None:
-    run_dir, _ = trained
+    run_dir, proc = trained
+    assert "[pdeforge]" in proc.stdout and "test/rel_l2=" in proc.stdout, _out(proc)  # the one-line summary
     metrics = json.loads((run_dir / "metrics.json").read_text())
     _finite(metrics, "test/rel_l2", 2.0)
     _finite(metrics, "val/rel_l2_best", 2.0)
@@ -232,6 +260,7 @@ def test_default_train(repo: Path, trained) -> None:
     last = run_dir / "checkpoints" / "last.ckpt"
     assert last.is_file() and _load_ckpt(last)["epoch"] == 1
     _one_wandb_offline_run(run_dir)
+    assert any((run_dir / "wandb").glob("offline-run-*/*.wandb"))  # the offline run's data file, to `wandb sync`
     # the data cache: data/darcy/<config hash>/{train,val,test}.h5 with the requested sizes
     caches = [d for d in _darcy_caches(repo, 33) if (d / "train.h5").exists()]
     assert len(caches) == 1, caches
@@ -239,26 +268,7 @@ def test_default_train(repo: Path, trained) -> None:
         _check_cached_split(caches[0] / f"{split}.h5", n, loaded=17)
 
 
-def test_resume_from_last_checkpoint(repo: Path, trained) -> None:
-    run_dir, _ = trained
-    old = _load_ckpt(run_dir / "checkpoints" / "last.ckpt")
-    before = _dirs(repo / "logs" / "train" / "runs")
-    # the README's <run> placeholder is replaced by the real run directory, as a user would; max_epochs 2 -> 3
-    ckpt = _ckpt_rel(repo, run_dir)
-    proc = run_readme(repo, RESUME, *DARCY_TINY, "trainer.max_epochs=3",
-                      substitute={"logs/train/runs/<run>/checkpoints/last.ckpt": ckpt})
-    assert proc.returncode == 0, _out(proc)
-    assert f"Restored all states from the checkpoint at {ckpt}" in proc.stdout + proc.stderr, _out(proc)
-    new_run = _one_new_dir(repo / "logs" / "train" / "runs", before)
-    new = _load_ckpt(new_run / "checkpoints" / "last.ckpt")
-    steps_per_epoch = old["global_step"] // (old["epoch"] + 1)
-    assert new["epoch"] == old["epoch"] + 1  # continued with the third epoch, not restarted
-    assert new["global_step"] == old["global_step"] + steps_per_epoch
-    assert (new_run / "checkpoints" / "epoch_002.ckpt").is_file()
-    _finite(json.loads((new_run / "metrics.json").read_text()), "test/rel_l2", 2.0)
-
-
-def test_evaluate_checkpoint(repo: Path, trained) -> None:
+def test_evaluate_checkpoint(repo: Path, trained, resume_in_background) -> None:
     run_dir, _ = trained
     before = _dirs(repo / "logs" / "evaluate" / "runs")
     # the README's <run> placeholder is replaced by the real run directory
@@ -274,7 +284,7 @@ def test_evaluate_checkpoint(repo: Path, trained) -> None:
     _one_wandb_offline_run(eval_dir)
 
 
-def test_evaluate_at_other_resolutions(repo: Path, trained) -> None:
+def test_evaluate_at_other_resolutions(repo: Path, trained, resume_in_background) -> None:
     run_dir, _ = trained
     before = _dirs(repo / "logs" / "evaluate" / "runs")
     caches_before = _dirs(repo / "data" / "darcy")
@@ -295,6 +305,20 @@ def test_evaluate_at_other_resolutions(repo: Path, trained) -> None:
                if (d / "test.h5").exists() and _stored_grid(d / "test.h5") >= 33)
     for new in _dirs(repo / "data" / "darcy") - caches_before:
         assert (new / "test.h5").is_file() and not (new / "train.h5").exists(), new
+
+
+def test_resume_from_last_checkpoint(repo: Path, resume_started) -> None:
+    old, before, ckpt, resume = resume_started
+    proc = resume.result()
+    assert proc.returncode == 0, _out(proc)
+    assert f"Restored all states from the checkpoint at {ckpt}" in proc.stdout + proc.stderr, _out(proc)
+    new_run = _one_new_dir(repo / "logs" / "train" / "runs", before)
+    new = _load_ckpt(new_run / "checkpoints" / "last.ckpt")
+    steps_per_epoch = old["global_step"] // (old["epoch"] + 1)
+    assert new["epoch"] == old["epoch"] + 1  # continued with the third epoch, not restarted
+    assert new["global_step"] == old["global_step"] + steps_per_epoch
+    assert (new_run / "checkpoints" / "epoch_002.ckpt").is_file()
+    _finite(json.loads((new_run / "metrics.json").read_text()), "test/rel_l2", 2.0)
 
 
 @pytest.mark.slow

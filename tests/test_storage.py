@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from datasets import storage
-from datasets.generate import generate_split, generation_config
+from datasets.generation import generate_split, generation_config
 from datasets.pdes.base import PDEProblem, check_int, check_positive
 from datasets.storage import (
     FORMAT_VERSION,

@@ -11,7 +11,7 @@ import torch
 
 from datasets.cache import CorruptDatasetWarning, DatasetCache
 from datasets.datamodule import GridDataModule
-from datasets.generate import generate_split, generation_config
+from datasets.generation import generate_split, generation_config
 from datasets.pdes import Burgers, Darcy, NavierStokes, make_problem
 from datasets.pdes.navier_stokes import forcing
 from datasets.storage import config_hash, read_split

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
-from tests.conftest import run_entry_point, tiny_darcy
+from tests.conftest import launch_entry_point, run_entry_point, tiny_darcy
 from tests.test_sfno import tiny_ns
 
 
@@ -21,15 +22,24 @@ def test_mgno_and_lsm_multirun_under_ddp_then_evaluate_at_finer_grid(data_dir: P
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
     assert [p.name for p in jobs] == ["0", "1"]
+    # no DDP child re-ran the sweep: only this sweep's multirun.yaml exists
+    assert len(list(sweep.rglob("multirun.yaml"))) == 1
+    evaluations = {}
     for job, name in zip(jobs, ("MgNO", "LSM")):
         metrics = json.loads((job / "metrics.json").read_text())
         assert 0 < metrics["test/rel_l2"] < 5, job
+        # each job trained its own model (on both ranks: a rank with the other job's model would not sync)
+        ckpt = torch.load(job / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+        assert ckpt["pdeforge"]["config"]["model"]["_target_"] == f"operators.{name.lower()}.{name}", job
+        # the two evaluations are independent: both run at once
         out = tmp_path / f"eval_{name}"
-        proc = run_entry_point("evaluate.py", f"ckpt_path={job / 'checkpoints' / 'last.ckpt'}",
-                               "eval.resolutions=[17,33]", "logger=csv", "eval.plots=false",
-                               f"paths.data_dir={data_dir}", f"hydra.run.dir={out}")
+        evaluations[name] = launch_entry_point("evaluate.py", f"ckpt_path={job / 'checkpoints' / 'last.ckpt'}",
+                                               "eval.resolutions=[17,33]", "logger=csv", "eval.plots=false",
+                                               f"paths.data_dir={data_dir}", f"hydra.run.dir={out}")
+    for name, evaluation in evaluations.items():
+        proc = evaluation.result()
         assert proc.returncode == 0, proc.stderr[-3000:]
-        results = json.loads((out / "metrics.json").read_text())["results"]
+        results = json.loads((tmp_path / f"eval_{name}" / "metrics.json").read_text())["results"]
         assert set(results) == {"17", "33"} and all(0 < r["rel_l2"] < 5 for r in results.values())
 
 

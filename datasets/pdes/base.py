@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import math
+import sys
 from typing import Any, ClassVar, Iterable
 
 import numpy as np
@@ -24,12 +25,30 @@ import torch
 
 from datasets.seeding import sample_generators
 
+#: ``name`` -> class of every :class:`PDEProblem` subclass defined so far (filled by ``__init_subclass__``);
+#: :data:`datasets.pdes.PROBLEMS` is this dict once every module of :mod:`datasets.pdes` is imported
+_REGISTRY: dict[str, type[PDEProblem]] = {}
+
+
+def registered_problems() -> dict[str, type[PDEProblem]]:
+    """The registry of the problem classes defined so far (the live dict, not a copy)."""
+    return _REGISTRY
+
+
+def _definition(cls: type) -> tuple[str, str]:
+    """Where ``cls`` is defined: its source file (its module's name where it has none) and qualified name, so
+    that one file imported under two module names defines the same problem."""
+    module = sys.modules.get(cls.__module__)
+    return str(getattr(module, "__file__", None) or cls.__module__), cls.__qualname__
+
 
 class PDEProblem(abc.ABC):
     """Base class of the data-generating PDE problems.
 
     Subclasses set ``name`` and ``defaults`` (every allowed parameter and its default value) and implement
-    :meth:`validate`, :meth:`field_shapes`, :meth:`coordinates` and :meth:`generate_batch`.
+    :meth:`validate`, :meth:`field_shapes`, :meth:`coordinates` and :meth:`generate_batch`. A subclass that sets
+    its own ``name`` registers itself under it; ``defaults`` are exactly the PDE parameters a data config may set
+    (every other key of a data config is a data-module setting).
 
     Args:
         device: where the solver runs (``cpu``, ``cuda[:N]`` or ``auto``); not part of :meth:`config`, since
@@ -52,6 +71,18 @@ class PDEProblem(abc.ABC):
     #: subsampled, served to the networks as the batch's ``params`` when a data config asks for them, and enough,
     #: with the coordinates, to solve any stored sample again from the file alone
     parameter_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Register every subclass that sets its own non-empty ``name`` (see :func:`registered_problems`)."""
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if not name:  # no name, or one inherited from a registered problem: not a problem of its own
+            return
+        known = _REGISTRY.get(name)
+        if known is not None and _definition(known) != _definition(cls):
+            raise TypeError(f"pde name {name!r} of {cls.__module__}.{cls.__qualname__} is already used by "
+                            f"{known.__module__}.{known.__qualname__}; give every PDEProblem its own name")
+        _REGISTRY[name] = cls  # the same class defined again (a module imported again) replaces itself
 
     def __init__(self, device: str | torch.device = "cpu", **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))

@@ -22,6 +22,10 @@ with ``random_fields.GaussianRF``), which samples a field about 6 times larger:
 ``sigma: None`` takes the FNO value of the convention (both ``tau^(alpha - 1)``-based as above); a number is used
 as ``sigma`` in the convention's formula.
 
+The equations, the forcing and the spectral operators (:class:`SpectralGrid`, :func:`forcing`) are defined once,
+in :mod:`datasets.pdes.navier_stokes_spectral`, shared with the residual of predicted trajectories
+(:mod:`operators.physics.navier_stokes_residual`); both names are importable from here too.
+
 Solver: Fourier pseudo-spectral on an ``n x n`` grid (``x_i = i / n``, arrays indexed ``[i_x, i_y]``), the
 advection term formed in physical space and dealiased by the 2/3 rule (``|k_x|, |k_y| < n / 3``); in time,
 Crank-Nicolson for the diffusion and Heun's method (explicit trapezoidal RK2) for advection and forcing:
@@ -64,6 +68,7 @@ from datasets.pdes.base import (
     check_int,
     check_positive,
 )
+from datasets.pdes.navier_stokes_spectral import SpectralGrid, forcing
 from datasets.pdes.time_stepping import check_output_times, march_to_snapshots
 
 _DTYPES = {"float64": (torch.float64, torch.complex128), "float32": (torch.float32, torch.complex64)}
@@ -74,40 +79,6 @@ MAX_CFL = 0.5
 
 class CFLError(ValueError):
     """The time step violates the CFL limit of the explicit advection step."""
-
-
-class SpectralGrid:
-    """Wavenumbers and operators of the real 2-D FFT on an ``n x n`` periodic grid."""
-
-    def __init__(self, n: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64) -> None:
-        self.n = n
-        kx = torch.fft.fftfreq(n, d=1.0 / n, dtype=torch.float64, device=device)
-        ky = torch.fft.rfftfreq(n, d=1.0 / n, dtype=torch.float64, device=device)
-        kx, ky = torch.meshgrid(kx, ky, indexing="ij")
-        self.kx = kx.to(dtype)
-        self.ky = ky.to(dtype)
-        self.k2 = (4 * math.pi**2 * (kx**2 + ky**2)).to(dtype)  # eigenvalues of -Laplacian
-        inv = torch.where(self.k2 > 0, 1.0 / self.k2.clamp_min(1e-30), torch.zeros_like(self.k2))
-        self.inv_k2 = inv
-        self.dealias = ((kx.abs() < n / 3.0) & (ky.abs() < n / 3.0)).to(dtype)
-        self.ikx = 2j * math.pi * self.kx
-        self.iky = 2j * math.pi * self.ky
-
-    def velocity(self, w_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Velocity ``(u, v) = (psi_y, -psi_x)`` in physical space from the vorticity spectrum."""
-        psi_hat = w_hat * self.inv_k2
-        n = self.n
-        u = torch.fft.irfft2(self.iky * psi_hat, s=(n, n))
-        v = torch.fft.irfft2(-self.ikx * psi_hat, s=(n, n))
-        return u, v
-
-
-def forcing(n: int, amplitude: float = 0.1, dtype: torch.dtype = torch.float64,
-            device: torch.device | str = "cpu") -> torch.Tensor:
-    """The FNO forcing ``A (sin 2 pi (x + y) + cos 2 pi (x + y))`` on the ``n x n`` grid."""
-    x = torch.arange(n, dtype=torch.float64, device=device) / n
-    s = 2 * math.pi * (x[:, None] + x[None, :])
-    return (amplitude * (torch.sin(s) + torch.cos(s))).to(dtype)
 
 
 def solve_navier_stokes(
@@ -144,10 +115,7 @@ def solve_navier_stokes(
     f_hat = None if f is None else torch.fft.rfft2(f.to(device=w0.device, dtype=real_dtype))
 
     def nonlinear(w_hat: torch.Tensor) -> torch.Tensor:
-        u, v = grid.velocity(w_hat)
-        wx = torch.fft.irfft2(grid.ikx * w_hat, s=(n, n))
-        wy = torch.fft.irfft2(grid.iky * w_hat, s=(n, n))
-        adv = torch.fft.rfft2(u * wx + v * wy) * grid.dealias
+        adv = grid.advection_hat(w_hat)
         return -adv if f_hat is None else f_hat - adv
 
     def advance(w_hat: torch.Tensor, h: float, steps: int) -> torch.Tensor:

@@ -7,9 +7,11 @@ Spectral-Refiner's a posteriori error estimator (Cao et al., ICLR 2025).
 
 Discretisation:
 
-* space: Fourier pseudo-spectral, exactly as the data solver: velocity and gradients by spectral
+* space: Fourier pseudo-spectral, with the data solver's own operators
+  (:class:`datasets.pdes.navier_stokes_spectral.SpectralGrid`): velocity and gradients by spectral
   differentiation, the product ``u . grad w`` formed in physical space and dealiased by the 2/3 rule
-  (``|k_x|, |k_y| < n / 3``); ``nu Laplacian w`` and ``f`` exactly in Fourier space.
+  (``|k_x|, |k_y| < n / 3``); ``nu Laplacian w`` and ``f`` exactly in Fourier space (the forcing of the data,
+  :func:`datasets.pdes.navier_stokes_spectral.forcing`).
 * time: finite differences on the uniform time grid of the trajectory (2nd-order central in the interior,
   2nd-order one-sided at both ends, ``torch.gradient(edge_order=2)``; or 4th-order with ``time_order=4``).
   A spectral time derivative is not used on purpose: a predicted window ``t_1..t_T`` is not periodic in time,
@@ -29,21 +31,15 @@ difference of nearly equal snapshots and the cancelling terms of ``R`` would kee
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from datasets.pdes.navier_stokes_spectral import SpectralGrid, forcing_function
 from operators.layers.precision import autocast_disabled
 from operators.losses import sobolev_norm_squared
-
-
-def _wavenumbers(n: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    kx = torch.fft.fftfreq(n, d=1.0 / n, device=device, dtype=dtype)
-    ky = torch.fft.rfftfreq(n, d=1.0 / n, device=device, dtype=dtype)
-    return torch.meshgrid(kx, ky, indexing="ij")
 
 
 def time_derivative(w: torch.Tensor, dt: float, order: int = 2, dim: int = 1) -> torch.Tensor:
@@ -109,6 +105,7 @@ class NavierStokesResidual(nn.Module):
         self.alpha = float(alpha)
         self._forcing = forcing
         self._forcing_cache: dict[tuple, torch.Tensor] = {}
+        self._grid_cache: dict[tuple, SpectralGrid] = {}
 
     def extra_repr(self) -> str:
         return f"nu={self.nu}, dt={self.dt}, dealias={self.dealias}, time_order={self.time_order}"
@@ -119,15 +116,25 @@ class NavierStokesResidual(nn.Module):
         problem = datamodule.problem
         if getattr(problem, "name", None) != "navier_stokes":
             raise ValueError(f"the Navier-Stokes residual needs navier_stokes data; got {problem.name!r}")
-        from datasets.pdes.navier_stokes import forcing as ns_forcing
-
-        amplitude = float(problem.forcing_amplitude)
         steps = datamodule.target_steps or []
         stride = steps[1] - steps[0] if len(steps) > 1 else 1
         if any(b - a != stride for a, b in itertools.pairwise(steps)):
             raise ValueError(f"the Navier-Stokes residual needs equally spaced target steps; got {steps}")
-        force = None if amplitude == 0 else (lambda n: ns_forcing(n, amplitude))
-        return cls(nu=float(problem.nu), forcing=force, dt=float(problem.record_every) * stride, **kwargs)
+        return cls(nu=float(problem.nu), forcing=forcing_function(problem.forcing_amplitude),
+                   dt=float(problem.record_every) * stride, **kwargs)
+
+    def set_forcing(self, forcing: torch.Tensor | Callable[[int], torch.Tensor] | None) -> None:
+        """Replace the forcing (as in the constructor), e.g. by
+        :func:`~datasets.pdes.navier_stokes_spectral.forcing_function` of another amplitude."""
+        self._forcing = forcing
+        self._forcing_cache.clear()
+
+    def grid_on(self, n: int, device, dtype) -> SpectralGrid:
+        """The spectral operators of the data solver on an ``n x n`` grid (cached per grid, device and dtype)."""
+        key = (n, str(device), dtype)
+        if key not in self._grid_cache:
+            self._grid_cache[key] = SpectralGrid(n, device, dtype)
+        return self._grid_cache[key]
 
     def forcing_on(self, n: int, device, dtype) -> torch.Tensor | None:
         if self._forcing is None:
@@ -153,20 +160,9 @@ class NavierStokesResidual(nn.Module):
 
     def _residual(self, w: torch.Tensor, dt: float) -> torch.Tensor:
         n, real = w.shape[-1], w.dtype
-        kx, ky = _wavenumbers(n, w.device, real)
-        k2 = 4 * math.pi**2 * (kx**2 + ky**2)
-        inv_k2 = torch.where(k2 > 0, 1.0 / k2.clamp_min(1e-30), torch.zeros_like(k2))
-        ikx, iky = 2j * math.pi * kx, 2j * math.pi * ky
+        grid = self.grid_on(n, w.device, real)
         w_hat = torch.fft.rfft2(w)
-        psi_hat = w_hat * inv_k2
-        u = torch.fft.irfft2(iky * psi_hat, s=(n, n))
-        v = torch.fft.irfft2(-ikx * psi_hat, s=(n, n))
-        wx = torch.fft.irfft2(ikx * w_hat, s=(n, n))
-        wy = torch.fft.irfft2(iky * w_hat, s=(n, n))
-        adv_hat = torch.fft.rfft2(u * wx + v * wy)
-        if self.dealias:
-            adv_hat = adv_hat * ((kx.abs() < n / 3.0) & (ky.abs() < n / 3.0)).to(real)
-        rest = torch.fft.irfft2(adv_hat + self.nu * k2 * w_hat, s=(n, n))
+        rest = grid.physical(grid.advection_hat(w_hat, self.dealias) + self.nu * grid.k2 * w_hat)
         r = time_derivative(w, dt, self.time_order, dim=1) + rest
         f = self.forcing_on(n, w.device, real)
         return r if f is None else r - f

@@ -1,42 +1,15 @@
-"""User-facing errors: bad input ends with one clear line, not a traceback."""
+"""User-facing errors: bad input ends with one clear line, not a traceback.
+
+The generic part (:data:`USER_ERRORS`, :func:`one_line`, :func:`exit_on_user_error`) lives in
+:mod:`datasets.runtime.errors`, the lowest layer, shared with ``python -m datasets.generate``; it is re-exported
+here. :class:`CheckpointError` belongs to the training side."""
 from __future__ import annotations
 
-import functools
-import logging
-import os
-import sys
-from typing import Any, Callable
-
-log = logging.getLogger(__name__)
+from datasets.runtime.errors import USER_ERRORS, exit_on_user_error, one_line
 
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable, not from pdeforge, or does not match the configured model."""
 
 
-#: exception types that describe bad input; they end the run with one line (set PDEFORGE_TRACEBACK=1 to see more)
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FloatingPointError, KeyError)
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    msg = text[0] if text else type(exc).__name__
-    if isinstance(exc, KeyError) and msg.startswith("'") and msg.endswith("'"):
-        msg = msg[1:-1]
-    return f"{type(exc).__name__}: {msg}"
-
-
-def exit_on_user_error(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a user error raised by ``fn`` into ``error: <one line>`` on stderr and exit status 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except USER_ERRORS as exc:
-            if os.environ.get("PDEFORGE_TRACEBACK"):
-                raise
-            print(f"error: {one_line(exc)}", file=sys.stderr, flush=True)
-            raise SystemExit(2) from None
-
-    return wrapper
+__all__ = ["USER_ERRORS", "CheckpointError", "exit_on_user_error", "one_line"]

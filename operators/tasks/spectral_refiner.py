@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from datasets.pdes.navier_stokes_spectral import forcing_function
 from operators.layers.space_time import ResamplingSpectralConv
 from operators.losses import RelativeL2Loss
 from operators.physics.navier_stokes_residual import NavierStokesResidual
@@ -91,10 +92,7 @@ class SpectralRefiner(OperatorTask):
         if dt is not None:
             residual.dt = float(dt)
         if amp is not None:
-            from datasets.pdes.navier_stokes import forcing as ns_forcing
-
-            residual._forcing = None if amp == 0 else (lambda n: ns_forcing(n, float(amp)))
-            residual._forcing_cache.clear()
+            residual.set_forcing(forcing_function(amp))
         return residual
 
     def setup(self, stage: str) -> None:
