@@ -138,6 +138,9 @@ class MPPDE(nn.Module):
 
     def _graph_inputs(self, data) -> tuple[torch.Tensor, ...]:
         """``u (N, KF)``, ``pos (N, d)``, ``variables (N, 1 + P)``, ``edge_index``, ``batch (N,)`` of ``data``."""
+        if isinstance(data, torch.Tensor):
+            raise ValueError(f"MPPDE needs graph batches (PyG Data / Batch), got a grid tensor of shape "
+                             f"{tuple(data.shape)}; serve the data as graphs: data.graph={{radius:3}}")
         u, pos, edge_index = data.x, data.pos, data.edge_index
         if u is None or u.dim() != 2 or u.shape[1] != self.in_channels:
             raise ValueError(f"MPPDE expects x of shape (N_nodes, {self.in_channels}) (time_window "

@@ -254,3 +254,11 @@ def test_message_from_node_terms_equals_the_concatenated_edge_mlp() -> None:
     expected = h + layer.update_net(torch.cat((h, mean / count, var), dim=-1))
     got = layer(h, u, pos, var, edge_index)
     assert torch.allclose(got, expected, atol=1e-12)
+
+
+def test_grid_tensors_are_refused_with_a_one_line_hint() -> None:
+    from operators.mppde import MPPDE
+
+    net = MPPDE(time_window=4, hidden=16, n_layers=1, dt=0.1)
+    with pytest.raises(ValueError, match=r"MPPDE needs graph batches .* data.graph=\{radius:3\}"):
+        net(torch.zeros(1, 4, 10))
