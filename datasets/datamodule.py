@@ -39,9 +39,9 @@ from torch.utils.data import DataLoader
 from datasets.cache import DatasetCache
 from datasets.discretization import Discretization, PointSet
 from datasets.evaluation_sampler import EvaluationShardSampler
-from datasets.tensor_dataset import TensorDictDataset, collate_batch, tensors_nbytes
 from datasets.generation import DEFAULT_CHUNK_SIZE, make_problem, problem_params  # noqa: F401
 from datasets.storage import SPLITS, StoredSplit
+from datasets.tensor_dataset import TensorDictDataset, collate_batch, tensors_nbytes
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,6 @@ nodes of one graph, so a graph counts once whatever its node count.
 from __future__ import annotations
 
 import abc
-
 import math
 
 import torch

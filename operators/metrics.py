@@ -12,7 +12,12 @@ import torch
 from torch import nn
 from torchmetrics import Metric, MetricCollection
 
-from operators.losses import AccumulatedSquaredError, MSELoss, RelativeH1Loss, RelativeL2Loss
+from operators.losses import (
+    AccumulatedSquaredError,
+    MSELoss,
+    RelativeH1Loss,
+    RelativeL2Loss,
+)
 
 
 class PerSampleMean(Metric):

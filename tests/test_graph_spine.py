@@ -13,8 +13,13 @@ from torch_geometric.data import Batch, Data
 from datasets.batching import is_graph, num_samples, sample_index, sample_sums
 from datasets.datamodule import GridDataModule
 from datasets.discretization import PointSet, RegularGrid
-from operators.evaluation import evaluate_split, per_step_relative_l2
-from operators.losses import AccumulatedSquaredError, BatchL2NormLoss, MSELoss, RelativeL2Loss
+from operators.evaluation import evaluate_split
+from operators.losses import (
+    AccumulatedSquaredError,
+    BatchL2NormLoss,
+    MSELoss,
+    RelativeL2Loss,
+)
 from operators.metrics import PerSampleMean
 from operators.tasks.rollout import AutoregressiveRollout
 from operators.tasks.state_updates import TemporalBundling, WindowShift, take_steps
