@@ -25,23 +25,25 @@ trailing axes), rollouts (windows slide along axis 1) and evaluation use only th
 from __future__ import annotations
 
 import copy
+import sys
 from typing import Any, Mapping
 
 import torch
 
-try:  # the graph side of the contract; grids work without PyG
-    from torch_geometric.data import Batch as GraphBatch
-    from torch_geometric.utils import scatter
-except ImportError:  # pragma: no cover - torch-geometric is a dependency
-    GraphBatch = None
-    scatter = None
+
+def scatter(*args: Any, **kwargs: Any) -> torch.Tensor:
+    """``torch_geometric.utils.scatter``, imported on first use (a grid-only run never imports PyG: ~0.7 s)."""
+    from torch_geometric.utils import scatter as pyg_scatter
+
+    return pyg_scatter(*args, **kwargs)
 
 AnyBatch = Any  # a grid batch dict or a torch_geometric Batch
 
 
 def is_graph(batch: AnyBatch) -> bool:
-    """Whether ``batch`` is a PyG graph batch (rows are nodes)."""
-    return GraphBatch is not None and isinstance(batch, GraphBatch)
+    """Whether ``batch`` is a PyG graph batch (rows are nodes). A batch can only be one if PyG is imported."""
+    data = sys.modules.get("torch_geometric.data")
+    return data is not None and isinstance(batch, data.Batch)
 
 
 def num_samples(batch: AnyBatch) -> int:

@@ -335,7 +335,7 @@ def test_datamodule_builds_when_registered(tmp_path: Path) -> None:
 
     cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "data" / "combined_equation.yaml"), resolve=False)
     cfg.pop("_target_")
-    cfg.update(n_train=2, n_val=1, n_test=1, resolution=20, solver_resolution=40, n_snapshots=6, t_final=0.2,
+    cfg.update(n_train=2, n_val=1, n_test=1, resolution=20, solver_resolution=40, n_snapshots=6, t_final=0.2, snapshot_dt=0.04,
                input_steps="0:2", target_steps="2:6", in_channels=2, n_target_steps=4, batch_size=2,
                data_dir=str(tmp_path))
     dm = GridDataModule(**cfg)

@@ -7,15 +7,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import launch_entry_point, run_entry_point, tiny_darcy
+from tests.conftest import launch_entry_point, run_entry_point, tiny_darcy, train_in_process
 
 
 @pytest.fixture(scope="module")
 def trained_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny trained Darcy model (train.py run as a user runs it)."""
+    """A tiny trained Darcy model: the checkpoint the commands below read. Trained in this process (the same
+    ``train.train`` that train.py runs; ``python train.py`` itself is run as a user runs it by
+    test_readme_commands.py), which saves an interpreter start."""
     run_dir = tmp_path_factory.mktemp("trained")
-    proc = run_entry_point("train.py", *tiny_darcy(data_dir), f"hydra.run.dir={run_dir}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    train_in_process(tiny_darcy(data_dir), run_dir)
     return run_dir
 
 
@@ -50,8 +51,7 @@ def test_evaluate_rollout_error_per_step(data_dir: Path, tmp_path: Path) -> None
           "model.modes=[4,4]", "model.width=8", "model.padding=0", "model.projection_channels=16",
           "trainer.max_epochs=1", "logger=csv", "callbacks.rich_model_summary=null",
           f"paths.data_dir={data_dir}"]
-    proc = run_entry_point("train.py", *ns, f"hydra.run.dir={run_dir}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    train_in_process(ns, run_dir)  # the rollout checkpoint that evaluate.py reads
     proc = run_entry_point("evaluate.py", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "logger=csv",
                            f"paths.data_dir={data_dir}", f"hydra.run.dir={tmp_path / 'eval'}")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -70,8 +70,6 @@ def test_ddp_on_two_cpu_processes(data_dir: Path, tmp_path: Path, caplog: pytest
     import logging
 
     import torch
-
-    from tests.conftest import train_in_process
 
     sizes = ["data.n_val=5", "data.n_test=5"]
     run = tmp_path / "ddp"
