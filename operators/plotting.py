@@ -100,9 +100,10 @@ def plot_space_time(truth: torch.Tensor | np.ndarray, pred: torch.Tensor | np.nd
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
     vmin, vmax = float(t_np.min()), float(t_np.max())
+    emax = max(float(np.abs(err).max()), 1e-12)  # the error map centred on 0
     for ax, data, name in zip(axes, (t_np, p_np, err), ("truth", "prediction", "error")):
         im = ax.pcolormesh(x, t, data, shading="nearest", cmap="RdBu_r" if name == "error" else "viridis",
-                           vmin=None if name == "error" else vmin, vmax=None if name == "error" else vmax)
+                           vmin=-emax if name == "error" else vmin, vmax=emax if name == "error" else vmax)
         ax.set_title(name)
         ax.set_xlabel("x")
         fig.colorbar(im, ax=ax, fraction=0.046)
