@@ -349,16 +349,11 @@ def test_data_config() -> None:
         Wave(**{**problem_params(cfg), **override})
 
 
-def test_datamodule_serves_the_wave_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_datamodule_serves_the_wave_data(tmp_path: Path) -> None:
     from datasets import pdes
-
-    try:
-        assert isinstance(pdes.make_problem("wave"), Wave)
-    except ValueError:
-        if not isinstance(getattr(pdes, "PROBLEMS", None), dict):
-            pytest.skip("'wave' is not in the problem registry yet (automatic registration pending)")
-        monkeypatch.setitem(pdes.PROBLEMS, "wave", Wave)  # until registration is automatic
     from datasets.datamodule import GridDataModule
+
+    assert isinstance(pdes.make_problem("wave"), Wave)  # found by the automatic registry
 
     cfg = OmegaConf.to_container(OmegaConf.load(CONF / "wave.yaml"), resolve=False)
     cfg.update(n_train=4, n_val=2, n_test=2, data_dir=str(tmp_path), resolution=32, generation_device="cpu")
