@@ -37,6 +37,8 @@ GENERATE = "python -m datasets.generate data=darcy"
 DDP_CPU = "python train.py trainer=ddp trainer.accelerator=cpu trainer.devices=2"
 OPTUNA = "python train.py hparams_search=optuna hydra.sweeper.n_trials=20"
 # "Bad input": the README documents this message (not a command line) and "exit status 2"
+MPPDE_E1 = "python train.py experiment=mppde_e1"
+MPPDE_BENCHMARK = "python benchmarks/mppde_rollout.py --ckpt <mppde .ckpt>"
 BAD_N_TRAIN_ERROR = "error: ValueError: n_train=-5 is not allowed; use a positive integer"
 
 # --------------------------------------------------------------------------- size-shrinking overrides only
@@ -411,3 +413,31 @@ def test_bad_value_gives_one_error_line_and_exit_2(fresh_repo: Path) -> None:
     assert proc.returncode == 2, _out(proc)
     assert _last_line(proc.stderr) == BAD_N_TRAIN_ERROR, _out(proc)
     assert "Traceback" not in proc.stderr
+
+
+# the combined equation shrunk to 80 snapshots on 20 points (the windows and horizon follow the shorter trajectory)
+MPPDE_TINY = ["data.n_train=4", "data.n_val=2", "data.n_test=2", "data.solver_resolution=40", "data.resolution=20",
+              "data.n_snapshots=80", "data.t_final=0.79", "data.snapshot_dt=0.01", "data.target_steps=50:80",
+              "data.n_target_steps=30", "data.train_steps=0:80", "data.train_passes_per_epoch=1",
+              "data.batch_size=2"]
+
+
+@pytest.mark.slow
+def test_mppde_train_then_rollout_benchmark(fresh_repo: Path) -> None:
+    """`python train.py experiment=mppde_e1` (graphs of the combined-equation grid), then the README's benchmark of
+    its checkpoint against our WENO5 solver on the same test trajectories."""
+    proc = run_readme(fresh_repo, MPPDE_E1, *MPPDE_TINY, "model.hidden=32", "model.n_layers=1",
+                      "trainer.max_epochs=1")
+    assert proc.returncode == 0, _out(proc)
+    run = _one_new_dir(fresh_repo / "logs" / "mppde_e1" / "runs", set())
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test/accumulated_error"] > 0 and metrics["n_parameters"] > 0
+    ckpt = run / "checkpoints" / "last.ckpt"
+    proc = run_readme(fresh_repo, MPPDE_BENCHMARK, "--n", "2", *(f"--set={o}" for o in MPPDE_TINY),
+                      substitute={"<mppde .ckpt>": str(ckpt)})
+    assert proc.returncode == 0, _out(proc)
+    out = proc.stdout
+    assert "WENO5 direct solve at nx" in out and "MPPDE rollout" in out and "speed-up WENO5 / MPPDE" in out
+    # the benchmark's MP-PDE error on the same 2 test trajectories is the trained run's test error
+    row = next(line for line in out.splitlines() if line.startswith("MPPDE rollout"))
+    assert float(row.split()[-1]) == pytest.approx(metrics["test/accumulated_error"], abs=5.1e-5)  # printed to 1e-4
