@@ -27,6 +27,7 @@ from datasets.generation import (
     DEFAULT_CHUNK_SIZE,
     ProgressFn,
     SplitResult,
+    check_chunk_size,
     generate_split,
     generation_config,
     storage_problem,
@@ -59,14 +60,15 @@ class DatasetCache:
 
     Args:
         data_dir: root of the cache.
-        chunk_size: samples per written chunk (the resume granularity).
+        chunk_size: samples per written chunk (the resume granularity): a positive integer or ``"auto"``
+            (:func:`datasets.generation.generate_split`).
         lock_timeout: seconds to wait for another process generating the same split (-1: forever).
     """
 
-    def __init__(self, data_dir: str | os.PathLike, chunk_size: int = DEFAULT_CHUNK_SIZE,
+    def __init__(self, data_dir: str | os.PathLike, chunk_size: int | str = DEFAULT_CHUNK_SIZE,
                  lock_timeout: float = -1) -> None:
         self.data_dir = Path(data_dir).expanduser()
-        self.chunk_size = int(chunk_size)
+        self.chunk_size = check_chunk_size(chunk_size)
         self.lock_timeout = lock_timeout
 
     def directory(self, problem: Any, seed: int) -> Path:

@@ -165,7 +165,7 @@ class GridDataModule(pl.LightningDataModule):
         data_dir: str = "data",
         data_on_device: bool | str = "auto",
         device_max_mb: float = 4096.0,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int | str = DEFAULT_CHUNK_SIZE,
         generation_device: str = "cpu",
         prepare_data_per_node: bool = True,
         parameters: Sequence[str] | None = None,

@@ -22,7 +22,12 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from datasets.generation import DEFAULT_CHUNK_SIZE, SplitResult, run_generation
+from datasets.generation import (
+    DEFAULT_CHUNK_SIZE,
+    SplitResult,
+    check_chunk_size,
+    run_generation,
+)
 from datasets.runtime import resolvers  # noqa: F401  (the data configs may use them)
 from datasets.runtime.errors import exit_on_user_error
 from datasets.storage import SPLITS
@@ -68,7 +73,8 @@ def _main(cfg: Any) -> list[SplitResult]:
     data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
     start = time.perf_counter()
     results = run_generation(data_cfg, splits, cfg.paths.data_dir, device=str(gen.get("device", "cpu")),
-                             chunk_size=int(gen.get("chunk_size", DEFAULT_CHUNK_SIZE)),
+                             chunk_size=check_chunk_size(gen.get("chunk_size", DEFAULT_CHUNK_SIZE),
+                                                         "generate.chunk_size"),
                              show_progress=bool(gen.get("progress", True)), settings=datamodule_settings(data_cfg))
     total = time.perf_counter() - start
     console = Console(width=200)

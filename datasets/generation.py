@@ -27,8 +27,17 @@ from datasets.storage import SPLITS, SplitSpec, SplitWriter
 
 log = logging.getLogger("pdeforge.generate")
 
-#: samples solved (and written) per chunk; the resume granularity
-DEFAULT_CHUNK_SIZE = 32
+#: samples solved (and written) per chunk, the resume granularity: ``"auto"`` (from the free memory, see
+#: :func:`auto_chunk_size`) or a positive integer
+DEFAULT_CHUNK_SIZE: int | str = "auto"
+#: the chunk size of ``"auto"`` for a problem without a memory estimate (``solve_bytes_per_sample`` is ``None``)
+FALLBACK_CHUNK_SIZE = 32
+#: share of the free memory an ``"auto"`` chunk may use
+AUTO_MEMORY_FRACTION = 0.5
+#: the largest ``"auto"`` chunk per device type: a 2-core CPU gains nothing from huge batches, and on a GPU a
+#: batch this large is far past the size where kernel launches stop mattering (and bounds the work an
+#: interruption loses)
+AUTO_MAX_CHUNK = {"cpu": 64, "cuda": 1024}
 
 ProgressFn = Callable[[int, int], None]  # (n_completed, n_total)
 
@@ -102,6 +111,67 @@ def split_spec(problem: Any, seed: int, split: str, n_total: int) -> SplitSpec:
                      coords=coords, n_total=int(n_total))
 
 
+def check_chunk_size(value: Any, name: str = "chunk_size") -> int | str:
+    """``"auto"`` or a positive integer (also given as a string, as on a command line); a one-line ``ValueError``
+    naming the value otherwise."""
+    if isinstance(value, str):
+        if value.strip().lower() == "auto":
+            return "auto"
+        if value.strip().isdigit():
+            value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name}={value!r} is not allowed; use a positive integer or 'auto'")
+    return int(value)
+
+
+def free_memory_bytes(device: Any) -> int | None:
+    """Free memory of ``device``: ``torch.cuda.mem_get_info`` on CUDA, the available RAM (psutil, else
+    ``/proc/meminfo``) on CPU; ``None`` when it cannot be found out."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None
+    try:
+        import psutil
+    except ImportError:
+        try:
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024  # kB
+        except OSError:
+            return None
+        return None
+    return int(psutil.virtual_memory().available)
+
+
+def auto_chunk_size(problem: Any, remaining: int) -> int:
+    """The solve batch of ``chunk_size: auto``: ``min(remaining, cap, max(1, floor(AUTO_MEMORY_FRACTION *
+    free / per_sample)))`` with ``per_sample = problem.solve_bytes_per_sample(device)`` and the free memory of the
+    problem's device (:func:`free_memory_bytes`), ``cap = AUTO_MAX_CHUNK[device type]``; ``FALLBACK_CHUNK_SIZE``
+    (also capped by ``remaining``) when the problem gives no estimate or the free memory is unknown. Logged."""
+    import torch
+
+    device = torch.device(getattr(problem, "device", None) or "cpu")
+    estimate = getattr(problem, "solve_bytes_per_sample", None)
+    per_sample = estimate(device) if callable(estimate) else None
+    free = free_memory_bytes(device) if per_sample else None
+    if not per_sample or free is None:
+        chunk = max(1, min(int(remaining), FALLBACK_CHUNK_SIZE))
+        log.info("chunk_size auto: %d samples per solve for '%s' on %s (no memory estimate)", chunk,
+                 getattr(problem, "name", "?"), device)
+        return chunk
+    fits = max(1, int(AUTO_MEMORY_FRACTION * free // per_sample))
+    chunk = max(1, min(int(remaining), fits, AUTO_MAX_CHUNK.get(device.type, fits)))
+    log.info("chunk_size auto: %d samples per solve for '%s' on %s (%.1f MB per sample, %.2f GB free, %d fit in "
+             "%g of it)", chunk, getattr(problem, "name", "?"), device, per_sample / 2**20, free / 2**30, fits,
+             AUTO_MEMORY_FRACTION)
+    return chunk
+
+
 def _solve(problem: Any, seed: int, split: str, start: int, stop: int) -> dict[str, np.ndarray]:
     out = problem.generate(seed=seed, split=split, indices=range(start, stop))
     return {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)) for k, v in out.items()}
@@ -127,7 +197,7 @@ def generate_split(
     split: str,
     n: int,
     path: str | Path,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | str = DEFAULT_CHUNK_SIZE,
     progress: ProgressFn | None = None,
 ) -> SplitResult:
     """Write (or resume, or extend) ``split`` with ``n`` samples at ``path``; return what was done.
@@ -135,11 +205,15 @@ def generate_split(
     Sample ``i`` depends only on ``(seed, split, i)`` (the problem draws it from its own generator), so a
     resumed or extended file holds exactly what an uninterrupted run writes. A gridded problem is written at its
     ``store_resolution`` (:func:`storage_problem`), whatever its ``resolution``.
+
+    ``chunk_size`` (samples solved together and written at once) is a positive integer or ``"auto"``: the chunk
+    size the file records (attribute ``chunk_size``, written by every run) when it is being resumed or extended,
+    else one chosen from the free memory (:func:`auto_chunk_size`). Chunk boundaries are multiples of it, so a
+    resumed run batches the samples exactly as the interrupted one did.
     """
     if n <= 0:
         raise ValueError(f"n_{split}={n} is not allowed; use a positive number of samples")
-    if chunk_size <= 0:
-        raise ValueError(f"chunk_size={chunk_size} is not allowed; use a positive integer")
+    chunk_size = check_chunk_size(chunk_size)
     problem = storage_problem(problem)
     start_time = time.perf_counter()
     spec = split_spec(problem, seed, split, n)
@@ -149,6 +223,11 @@ def generate_split(
             progress(writer.n_completed, n)
         if first:
             log.info("%s: resuming '%s' %s at sample %d/%d", writer.partial, problem.name, split, first, n)
+        if writer.attrs is not None:
+            recorded = writer.attrs.get("chunk_size")
+            if chunk_size == "auto":
+                chunk_size = int(recorded) if recorded is not None else auto_chunk_size(problem, writer.remaining)
+            writer.attrs["chunk_size"] = chunk_size
         while not writer.done:
             # chunk boundaries are multiples of chunk_size so resumed runs batch samples identically
             start = writer.n_completed
@@ -176,7 +255,7 @@ def _rich_progress():
 
 
 def run_generation(data_cfg: Mapping[str, Any], splits: list[str], data_dir: str | Path, device: str = "cpu",
-                   chunk_size: int = DEFAULT_CHUNK_SIZE, show_progress: bool = True,
+                   chunk_size: int | str = DEFAULT_CHUNK_SIZE, show_progress: bool = True,
                    settings: Iterable[str] | None = None) -> list[SplitResult]:
     """Generate ``splits`` for a data config (the ``data`` node of a composed config) through the dataset cache.
 

@@ -303,6 +303,12 @@ class SplitWriter:
     def done(self) -> bool:
         return self.remaining <= 0
 
+    @property
+    def attrs(self) -> h5py.AttributeManager | None:
+        """The open file's attributes, for run metadata beside the manifest (the generation's ``chunk_size``);
+        ``None`` when the split was already complete and nothing is open."""
+        return None if self._file is None else self._file.attrs
+
     def write_chunk(self, arrays: Mapping[str, Any]) -> None:
         """Append the next samples (every field with the same number of samples) and record them as completed.
 

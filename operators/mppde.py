@@ -171,13 +171,19 @@ class MPPDE(nn.Module):
         variables = torch.cat(variables, dim=1)[batch]  # graph-level theta on every node
         return u, pos.to(u.dtype), variables, edge_index, batch
 
+    @staticmethod
+    def _num_graphs(data) -> int:
+        """Graphs in ``data`` without a device sync (one ``time`` entry per graph)."""
+        return int(torch.as_tensor(data.time).numel())
+
     def forward(self, data) -> torch.Tensor:
         """Next ``K`` snapshots ``(N, K F)`` from the last ``K`` ``data.x`` ``(N, K F)``; see the class docstring."""
         u, pos, variables, edge_index, batch = self._graph_inputs(data)
         n = u.shape[0]
+        num_graphs = self._num_graphs(data)
         h = self.encoder(torch.cat((u, pos, variables), dim=-1))  # encoder epsilon (Sec. 2.2)
         for layer in self.processor:  # processor: eqs. 8-9
-            h = layer(h, u, pos, variables, edge_index, batch)
+            h = layer(h, u, pos, variables, edge_index, batch, num_graphs=num_graphs)
         dtype = full_precision_dtype(u, h, self.decoder[0].weight)
         with autocast_disabled(h):
             w1, w2 = self.decoder[0], self.decoder[2]

@@ -92,3 +92,111 @@ def test_concurrent_jobs_generate_once(tmp_path: Path) -> None:
     assert sum(chunks) == 8 and len(chunks) == 4  # 8 samples in chunks of 2, solved by one process only
     stored = DatasetCache(tmp_path / "data").load_split(Toy(), 0, "train", 8)
     assert stored.n == 8
+
+
+# ---------------------------------------------------------------------------------------------- chunk_size auto
+def _tiny_ns(**params):
+    from datasets.pdes import make_problem
+
+    return make_problem("navier_stokes", **{**dict(solver_resolution=16, resolution=8, store_resolution=8,
+                                                 t_final=0.2, record_every=0.1, dt=0.01), **params})
+
+
+def _spy_batches(problem, monkeypatch: pytest.MonkeyPatch, fail_after: int | None = None) -> list[list[int]]:
+    """Record the sample indices of every ``problem.generate`` call (and raise on call ``fail_after + 1``)."""
+    from tests.test_storage import Interrupt
+
+    calls: list[list[int]] = []
+    original = problem.generate
+
+    def spy(*args, **kwargs):
+        if fail_after is not None and len(calls) >= fail_after:
+            raise Interrupt("killed")
+        calls.append(list(kwargs["indices"]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(problem, "generate", spy)
+    return calls
+
+
+def _fake_free_memory(monkeypatch: pytest.MonkeyPatch, problem, samples: float) -> None:
+    """Make the free memory hold ``samples`` samples of ``problem`` within ``AUTO_MEMORY_FRACTION``."""
+    from datasets import generation
+
+    per_sample = problem.solve_bytes_per_sample(problem.device)
+    monkeypatch.setattr(generation, "free_memory_bytes",
+                        lambda device: int(samples * per_sample / generation.AUTO_MEMORY_FRACTION))
+
+
+def test_auto_chunk_size_follows_free_memory_and_keeps_the_data(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """chunk_size auto solves as many samples together as the (mocked) free memory holds; the samples equal
+    those of chunk_size 1 and of a fixed chunk size, and the file records the chunk size it was written with."""
+    import h5py
+
+    from datasets.generation import generate_split
+
+    problem = _tiny_ns()
+    assert problem.solve_bytes_per_sample(problem.device) > 0
+    _fake_free_memory(monkeypatch, problem, 2.5)
+    calls = _spy_batches(problem, monkeypatch)
+    auto = generate_split(problem, 0, "train", 5, tmp_path / "auto.h5", chunk_size="auto")
+    assert calls == [[0, 1], [2, 3], [4]]
+    one = generate_split(_tiny_ns(), 0, "train", 5, tmp_path / "one.h5", chunk_size=1)
+    five = generate_split(_tiny_ns(), 0, "train", 5, tmp_path / "five.h5", chunk_size=5)
+    with h5py.File(auto.path) as a, h5py.File(one.path) as b, h5py.File(five.path) as c:
+        assert int(a.attrs["chunk_size"]) == 2 and int(b.attrs["chunk_size"]) == 1
+        np.testing.assert_allclose(a["w"][()], b["w"][()], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(a["w"][()], c["w"][()], rtol=1e-6, atol=1e-7)
+        assert np.abs(a["w"][:, -1] - a["w"][:, 0]).max() > 1e-3
+    # no memory estimate or no room: the fallback, at least one sample; never more than remain or the cap
+    from datasets import generation
+
+    assert generation.auto_chunk_size(Toy(), 100) == generation.FALLBACK_CHUNK_SIZE
+    assert generation.auto_chunk_size(Toy(), 3) == 3
+    _fake_free_memory(monkeypatch, problem, 0.1)
+    assert generation.auto_chunk_size(problem, 10) == 1
+    _fake_free_memory(monkeypatch, problem, 1e6)
+    assert generation.auto_chunk_size(problem, 10**6) == generation.AUTO_MAX_CHUNK["cpu"]
+
+
+def test_interrupted_auto_run_resumes_with_its_chunk_boundaries(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """An auto run killed after two chunks resumes with the recorded chunk size, though the free memory now
+    allows more, and writes exactly the bytes of an uninterrupted run."""
+    import h5py
+
+    from datasets.generation import generate_split
+    from datasets.storage import partial_path
+    from tests.test_storage import Interrupt
+
+    clean_problem = _tiny_ns()
+    _fake_free_memory(monkeypatch, clean_problem, 2)
+    clean = generate_split(clean_problem, 3, "train", 7, tmp_path / "clean" / "train.h5", chunk_size="auto")
+
+    problem = _tiny_ns()
+    path = tmp_path / "run" / "train.h5"
+    _spy_batches(problem, monkeypatch, fail_after=2)
+    with pytest.raises(Interrupt):
+        generate_split(problem, 3, "train", 7, path, chunk_size="auto")
+    assert read_manifest(partial_path(path))["n_completed"] == 4
+    monkeypatch.undo()
+    problem = _tiny_ns()
+    _fake_free_memory(monkeypatch, problem, 100)  # auto would now take all 3 remaining samples at once
+    calls = _spy_batches(problem, monkeypatch)
+    resumed = generate_split(problem, 3, "train", 7, path, chunk_size="auto")
+    assert calls == [[4, 5], [6]] and resumed.n_generated == 3
+    with h5py.File(clean.path) as a, h5py.File(resumed.path) as b:
+        assert a["w"][()].tobytes() == b["w"][()].tobytes() and int(b.attrs["chunk_size"]) == 2
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "many", True])
+def test_bad_chunk_size_is_one_line(tmp_path: Path, bad) -> None:
+    from datasets.generation import check_chunk_size, generate_split
+
+    with pytest.raises(ValueError, match=r"chunk_size=.* is not allowed; use a positive integer or 'auto'") as info:
+        generate_split(Toy(), 0, "train", 2, tmp_path / "x.h5", chunk_size=bad)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="chunk_size"):
+        DatasetCache(tmp_path, chunk_size=bad)
+    assert check_chunk_size("auto") == "auto" == check_chunk_size("AUTO") and check_chunk_size("8") == 8

@@ -1,5 +1,7 @@
-"""Darcy flow: second-order convergence to a manufactured solution, agreement of the batched CG and the sparse
-direct solver, the assembled matrix vs the matrix-free operator, and the data generator."""
+"""Darcy flow: second-order convergence to a manufactured solution, agreement of the batched CG, the multigrid-
+preconditioned CG and the sparse direct solver (serial and threaded), the multigrid property (iterations
+independent of n), the multigrid transfer operators and Galerkin stencils, the solver memory estimate, the
+assembled matrix vs the matrix-free operator, and the data generator."""
 from __future__ import annotations
 
 import math
@@ -9,7 +11,19 @@ import pytest
 import torch
 
 from datasets.pdes import make_problem
-from datasets.pdes.darcy import Darcy, DarcyOperator, assemble_matrix, solve_darcy
+from datasets.pdes.darcy import (
+    AUTO_CPU_SOLVER,
+    Darcy,
+    DarcyOperator,
+    assemble_matrix,
+    resolve_solver,
+    solve_bytes_per_sample,
+    solve_cg,
+    solve_darcy,
+    solve_direct,
+    solve_mgcg,
+)
+from datasets.pdes.multigrid import dense_matrix, probe_stencil, prolong, restrict
 from datasets.seeding import sample_generators
 
 PI = math.pi
@@ -31,7 +45,7 @@ def manufactured(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.parametrize("face_average", ["arithmetic", "harmonic"])
-@pytest.mark.parametrize("solver", ["direct", "cg"])
+@pytest.mark.parametrize("solver", ["direct", "cg", "mgcg"])
 def test_manufactured_solution_converges_second_order(solver: str, face_average: str) -> None:
     sizes = [17, 33, 65, 129]
     errors = []
@@ -75,10 +89,170 @@ def test_assembled_matrix_matches_matrix_free_operator() -> None:
 
 def test_cg_reports_non_convergence() -> None:
     a, f, _ = manufactured(33)
-    from datasets.pdes.darcy import solve_cg
-
-    with pytest.raises(RuntimeError, match="did not converge"):
+    with pytest.raises(RuntimeError, match="Darcy CG did not converge in 3 iterations"):
         solve_cg(a, f, max_iter=3)
+    with pytest.raises(RuntimeError, match="Darcy MG-CG did not converge in 2 iterations"):
+        solve_mgcg(a, f, max_iter=2, check_every=5)
+
+
+@pytest.mark.parametrize("n", [65, 85, 129])
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_mgcg_matches_direct(n: int, precision: str) -> None:
+    a = _random_coefficients(n, 3)
+    direct = solve_darcy(a, 1.0, "direct")
+    info: dict = {}
+    mg = solve_mgcg(a, 1.0, precision=precision, info=info)  # default cg_tol = 1e-10
+    assert mg.dtype == torch.float64 and mg.shape == (3, n, n)
+    assert float((mg - direct).abs().max() / direct.abs().max()) < 1e-8
+    assert int(info["iterations"].max()) <= 20 and info["levels"] >= 3
+    harmonic = solve_darcy(a, 1.0, "mgcg", "harmonic", mg_precision=precision)
+    reference = solve_darcy(a, 1.0, "direct", "harmonic")
+    assert float((harmonic - reference).abs().max() / reference.abs().max()) < 1e-8
+
+
+def test_mgcg_iterations_do_not_grow_with_n() -> None:
+    """The multigrid property: MG-CG needs about as many iterations at n = 257 as at 65 (Jacobi-CG's grow ~n)."""
+    iterations = {}
+    for n in (65, 129, 257):
+        info: dict = {}
+        solve_mgcg(_random_coefficients(n, 2), 1.0, info=info)
+        iterations[n] = int(info["iterations"].max())
+    jacobi: dict = {}
+    solve_cg(_random_coefficients(65, 2), 1.0, info=jacobi)
+    assert iterations[257] <= 2 * iterations[65], iterations
+    assert 10 * iterations[65] < int(jacobi["iterations"].min()), (iterations, jacobi)
+
+
+@pytest.mark.parametrize("n", [18, 34, 66, 130])  # even n: the last coarse node is one fine spacing off the boundary
+def test_mgcg_handles_even_grids(n: int) -> None:
+    a = _random_coefficients(n, 2)
+    info: dict = {}
+    mg = solve_mgcg(a, 1.0, info=info)
+    direct = solve_darcy(a, 1.0, "direct")
+    assert float((mg - direct).abs().max() / direct.abs().max()) < 1e-8
+    assert int(info["iterations"].max()) <= 20
+
+
+@pytest.mark.parametrize("n", [3, 4, 9])  # grids with no coarse level: the dense coarsest solve alone
+def test_solvers_on_tiny_grids(n: int) -> None:
+    a = _random_coefficients(n, 2)
+    direct = solve_darcy(a, 1.0, "direct")
+    for solver in ("cg", "mgcg"):
+        u = solve_darcy(a, 1.0, solver)
+        assert float((u - direct).abs().max() / direct.abs().max()) < 1e-8, solver
+
+
+def test_convergence_check_interval_does_not_change_the_result() -> None:
+    """Converged samples are frozen, so checking every 7 iterations gives the bits of checking every one."""
+    a = torch.cat([_random_coefficients(33, 2), _random_coefficients(65, 2)[:, ::2, ::2]])
+    for solve in (solve_cg, solve_mgcg):
+        every, seventh = {}, {}
+        u1 = solve(a, 1.0, check_every=1, info=every)
+        u7 = solve(a, 1.0, check_every=7, info=seventh)
+        torch.testing.assert_close(u1, u7, rtol=0, atol=0)
+        assert torch.equal(every["iterations"], seventh["iterations"])
+
+
+@pytest.mark.parametrize("m", [7, 8, 13, 14])
+def test_restriction_is_the_transpose_of_prolongation(m: int) -> None:
+    gen = torch.Generator().manual_seed(m)
+    c = torch.randn(2, m // 2, m // 2, dtype=torch.float64, generator=gen)
+    f = torch.randn(2, m, m, dtype=torch.float64, generator=gen)
+    assert abs(float((prolong(c, m) * f).sum() - (c * restrict(f)).sum())) < 1e-12
+    # bilinear interpolation reproduces a linear function that vanishes on the boundary (odd m: nested grids)
+    if m % 2:
+        h, hc = 1.0 / (m + 1), 2.0 / (m + 1)
+        xc = torch.arange(1, m // 2 + 1, dtype=torch.float64) * hc
+        x = torch.arange(1, m + 1, dtype=torch.float64) * h
+        x0 = hc * ((m + 1) // 4)  # a coarse node near 1/2
+        tent = lambda t: torch.minimum(t / x0, (1 - t) / (1 - x0))  # linear but for a kink at x0
+        fine = prolong((tent(xc)[:, None] * tent(xc)[None, :])[None], m)[0]
+        torch.testing.assert_close(fine, tent(x)[:, None] * tent(x)[None, :], rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("n", [13, 14])
+def test_galerkin_stencil_is_r_a_p(n: int) -> None:
+    """The probed 9-point stencil of R A P equals the explicit product of the matrices (odd and even grids)."""
+    a = _random_coefficients(n, 2)
+    op = DarcyOperator(a)
+    m = n - 2
+    mc = m // 2
+    eye_c = torch.eye(mc * mc, dtype=torch.float64).reshape(-1, mc, mc)
+    p_mat = prolong(eye_c, m).reshape(mc * mc, m * m).T  # (m^2, mc^2)
+    for k in range(2):
+        a_mat = torch.from_numpy(assemble_matrix(a[k].numpy()).toarray())
+        expected = p_mat.T @ a_mat @ p_mat
+        coarse = probe_stencil(lambda e: restrict(op(prolong(e, m))), 2, mc, torch.float64, torch.device("cpu"))
+        torch.testing.assert_close(dense_matrix(coarse)[k], expected, rtol=1e-12, atol=1e-9)
+        fine = probe_stencil(op, 2, m, torch.float64, torch.device("cpu"))  # the 5-point operator itself
+        torch.testing.assert_close(dense_matrix(fine)[k], a_mat, rtol=1e-12, atol=1e-9)
+    v = torch.randn(2, mc, mc, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(coarse(v), coarse.residual(torch.zeros_like(v), v).neg(), rtol=0, atol=1e-12)
+
+
+def test_threaded_direct_solve_equals_the_serial_one() -> None:
+    a = _random_coefficients(49, 5)
+    serial = solve_direct(a, 1.0, workers=1)
+    torch.testing.assert_close(solve_direct(a, 1.0, workers=2), serial, rtol=0, atol=0)
+    torch.testing.assert_close(solve_direct(a, 1.0, workers=8), serial, rtol=0, atol=0)  # more workers than samples
+    cg = solve_darcy(a, 1.0, "cg", cg_tol=1e-12)
+    assert float((cg - serial).abs().max() / serial.abs().max()) < 1e-9
+    with pytest.raises(ValueError, match="direct_workers=0"):
+        solve_direct(a, 1.0, workers=0)
+
+
+def _peak_bytes(fn) -> int:
+    """Peak bytes of the tensors allocated while ``fn()`` runs on CPU (torch profiler allocation events)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    current = peak = 0
+    for e in sorted(events, key=lambda e: e.start_ns()):
+        current += e.nbytes()
+        peak = max(peak, current)
+    return peak
+
+
+@pytest.mark.parametrize("solver,precision", [("cg", "float32"), ("mgcg", "float32"), ("mgcg", "float64")])
+def test_memory_estimate_matches_the_measured_peak(solver: str, precision: str) -> None:
+    """solve_bytes_per_sample errs on the large side, by less than 3x: the peak of 4 samples minus that of 2."""
+    n = 97
+    a = _random_coefficients(n, 4)
+    peaks = {b: _peak_bytes(lambda b=b: solve_darcy(a[:b], 1.0, solver, cg_tol=1e-6, mg_precision=precision))
+             for b in (2, 4)}
+    measured = (peaks[4] - peaks[2]) / 2
+    estimate = solve_bytes_per_sample(n, solver, precision)
+    assert measured > 0 and 1.0 <= estimate / measured <= 3.0, (estimate, measured)
+    assert Darcy(solver_resolution=n, resolution=n, solver=solver, mg_precision=precision).solve_bytes_per_sample(
+        torch.device("cpu")) == estimate
+
+
+def test_direct_memory_estimate_covers_the_lu_factors() -> None:
+    from datasets.pdes.darcy import _lu
+
+    for n in (65, 129):
+        a = _random_coefficients(n, 1)[0].numpy()
+        lu = _lu(assemble_matrix(a))
+        factors = 12 * (lu.L.nnz + lu.U.nnz)  # float64 values + int32 row indices
+        estimate = solve_bytes_per_sample(n, "direct")
+        assert factors <= estimate <= 3 * factors, (n, factors, estimate)
+    # every solver's estimate grows like n^2 (direct: n^2 log n)
+    for solver in ("cg", "mgcg"):
+        ratio = solve_bytes_per_sample(421, solver) / solve_bytes_per_sample(211, solver)
+        assert 3.8 < ratio < 4.2, (solver, ratio)
+
+
+def test_auto_solver_and_solver_knobs_outside_the_hash() -> None:
+    assert resolve_solver("auto", "cuda") == "mgcg" and resolve_solver("auto", "cpu") == AUTO_CPU_SOLVER
+    assert resolve_solver("cg", "cuda") == "cg"
+    base = Darcy().storage_config()
+    # the keys of the stored data's identity are those from before the solver knobs existed (hash unchanged)
+    assert set(base) == {"pde", "store_resolution", "solver_resolution", "alpha", "tau", "a_high", "a_low",
+                         "forcing", "solver", "face_average", "cg_tol"}
+    knobs = Darcy(direct_workers=2, cg_check_every=3, mg_precision="float64")
+    assert knobs.storage_config() == base and knobs.config() != Darcy().config()
 
 
 def test_problem_generates_fno_style_pairs() -> None:
@@ -161,6 +335,10 @@ def test_default_is_fno_setting_and_allowed_subsamplings() -> None:
         (dict(solver="gmres"), "solver='gmres'"),
         (dict(face_average="geometric"), "face_average='geometric'"),
         (dict(a_low=0), "a_low=0"),
+        (dict(direct_workers=0), "direct_workers=0"),
+        (dict(direct_workers=1.5), "direct_workers=1.5"),
+        (dict(cg_check_every=0), "cg_check_every=0"),
+        (dict(mg_precision="float16"), "mg_precision='float16'"),
         (dict(permeability=2), "unknown darcy parameter"),
     ],
 )
@@ -175,6 +353,17 @@ def test_invalid_parameters(params: dict, match: str) -> None:
 def test_cg_on_cuda_matches_cpu_direct() -> None:
     a = _random_coefficients(65, 4)
     direct = solve_darcy(a, 1.0, "direct")
-    auto_cuda = solve_darcy(a.cuda(), 1.0, "auto")  # auto = cg on CUDA
-    assert auto_cuda.is_cuda
-    assert float((auto_cuda.cpu() - direct).abs().max() / direct.abs().max()) < 1e-8
+    auto = solve_darcy(a.cuda(), 1.0, "auto")  # auto = mgcg (float32 V-cycle) on CUDA
+    assert auto.is_cuda and auto.dtype == torch.float64
+    assert float((auto.cpu() - direct).abs().max() / direct.abs().max()) < 1e-8
+    for solve, kwargs in ((solve_mgcg, {"precision": "float64"}), (solve_mgcg, {"precision": "float32"}),
+                          (solve_cg, {})):
+        info: dict = {}
+        u = solve(a.cuda(), 1.0, info=info, **kwargs)
+        assert u.is_cuda and info["iterations"].is_cuda
+        assert float((u.cpu() - direct).abs().max() / direct.abs().max()) < 1e-8, (solve, kwargs)
+    mg_info: dict = {}
+    solve_mgcg(a.cuda(), 1.0, info=mg_info)
+    cpu_info: dict = {}
+    solve_mgcg(a, 1.0, info=cpu_info)
+    assert (mg_info["iterations"].cpu() - cpu_info["iterations"]).abs().max() <= 1  # same method on both devices

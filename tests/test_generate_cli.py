@@ -52,3 +52,24 @@ def test_unknown_data_key_gives_one_line(tmp_path: Path) -> None:
     line = _error_line(tmp_path, "+data.not_a_key=3")
     assert "data.not_a_key is not allowed" in line and "pde='darcy'" in line and "batch_size" in line
     assert not list(tmp_path.rglob("*.h5"))
+
+
+NS_TINY = ["data=navier_stokes", "data.n_train=3", "data.n_val=1", "data.n_test=1", "data.solver_resolution=16",
+           "data.resolution=8", "data.store_resolution=8", "data.t_final=0.2", "data.record_every=0.1",
+           "data.dt=0.01", "data.generation_device=cpu", "generate.progress=false"]
+
+
+def test_navier_stokes_config_generates_with_auto_chunks(tmp_path: Path) -> None:
+    """conf/data/navier_stokes.yaml sets chunk_size: auto; the run records the chunk size it chose."""
+    import h5py
+
+    data = tmp_path / "data"
+    proc = run_entry_point("datasets.generate", *NS_TINY, f"paths.data_dir={data}",
+                           f"hydra.run.dir={tmp_path / 'run'}", module=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with h5py.File(next(data.glob("navier_stokes/*/train.h5"))) as f:
+        assert int(f.attrs["chunk_size"]) == 3 and f["w"].shape == (3, 3, 8, 8)  # all 3 fit in memory
+    proc = run_entry_point("datasets.generate", *NS_TINY, "data.chunk_size=0", f"paths.data_dir={tmp_path / 'd2'}",
+                           f"hydra.run.dir={tmp_path / 'run2'}", module=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "generate.chunk_size=0 is not allowed; use a positive integer or 'auto'" in proc.stderr

@@ -150,3 +150,24 @@ def test_rollout_per_step_loss_sums_steps() -> None:
     assert float(task.compute_loss(pred, target)) == pytest.approx(1.0)
     whole = AutoregressiveRollout(AddOne(), loss=RelativeL2Loss(), per_step_loss=False)
     assert float(whole.compute_loss(pred, target)) == pytest.approx(1 / 3 ** 0.5)
+
+
+def test_epoch_train_loss_is_the_sample_weighted_mean_of_the_batch_losses() -> None:
+    """``train/loss`` (logged once per epoch from a device-side metric state) is the mean over samples, i.e. each
+    batch's loss weighted by its size (the short last batch counts less), as Lightning's per-step epoch logging
+    computed it; the step value is logged for the progress bar too."""
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader
+
+    torch.manual_seed(0)
+    x, y = torch.randn(10, 1, 8), torch.randn(10, 1, 8)
+    batches = [{"x": x[i:i + 4], "y": y[i:i + 4]} for i in range(0, 10, 4)]  # sizes 4, 4, 2
+    task = OperatorRegression(nn.Conv1d(1, 1, 1), optimizer=lambda params: torch.optim.SGD(params, lr=0.0))
+    expected = sum(float(task.compute_loss(task.predict_batch(b), b["y"])) * b["x"].shape[0] for b in batches) / 10
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1)
+    trainer.fit(task, train_dataloaders=DataLoader(batches, batch_size=None))
+    assert float(trainer.callback_metrics["train/loss"]) == pytest.approx(expected, rel=1e-6)
+    unweighted = sum(float(task.compute_loss(task.predict_batch(b), b["y"])) for b in batches) / 3
+    assert abs(unweighted - expected) > 1e-4  # the weighting is what the assertion above checks
+    assert "train/loss_step" in trainer.callback_metrics

