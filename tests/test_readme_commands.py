@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from tests.conftest import in_background
@@ -36,6 +37,7 @@ SWEEP = "python train.py -m model=fno model.width=32,64 data=burgers,darcy"
 GENERATE = "python -m datasets.generate data=darcy"
 DDP_CPU = "python train.py trainer=ddp trainer.accelerator=cpu trainer.devices=2"
 OPTUNA = "python train.py hparams_search=optuna hydra.sweeper.n_trials=20"
+COMPILE = "python train.py task.compile=true"
 # "Bad input": the README documents this message (not a command line) and "exit status 2"
 MPPDE_E1 = "python train.py experiment=mppde_e1"
 MPPDE_BENCHMARK = "python benchmarks/mppde_rollout.py --ckpt <mppde .ckpt>"
@@ -383,6 +385,18 @@ def test_ddp_on_two_cpu_processes(fresh_repo: Path) -> None:
     _finite(json.loads((run_dir / "metrics.json").read_text()), "test/rel_l2", 2.0)
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     _one_wandb_offline_run(run_dir)
+
+
+@pytest.mark.slow
+def test_compiled_training(fresh_repo: Path) -> None:
+    """``task.compile=true``: the network is compiled in place, so the checkpoint has the eager keys and the run
+    tests like an eager one."""
+    proc = run_readme(fresh_repo, COMPILE, *DARCY_TINY, "trainer.max_epochs=1")
+    assert proc.returncode == 0, _out(proc)
+    run_dir = _one_new_dir(fresh_repo / "logs" / "train" / "runs", set())
+    _finite(json.loads((run_dir / "metrics.json").read_text()), "test/rel_l2", 2.0)
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    assert state and not any("_orig_mod" in key for key in state), sorted(state)[:5]
 
 
 @pytest.mark.slow
