@@ -457,7 +457,7 @@ def _device_name(device: torch.device) -> str:
         with open("/proc/cpuinfo") as f:
             name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
-        pass
+        pass  # no /proc/cpuinfo (not Linux): keep the platform module's name
     return f"CPU {name}"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -204,3 +205,22 @@ def test_compiled_training_run_evaluates_eagerly(data_dir: Path, tmp_path: Path)
     evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())["results"]["64"]["rel_l2"]
     # the best checkpoint is the last one after one epoch; train.py tested it compiled, evaluate.py ran eagerly
     assert evaluated == pytest.approx(metrics["test/rel_l2"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_compiled_training_under_ddp_on_two_cpu_processes(data_dir: Path, tmp_path: Path) -> None:
+    """`task.compile=true` with `trainer=ddp` on 2 CPU processes: configure_model compiles the network on every rank
+    before DDP wraps it; the run trains, tests, and writes a checkpoint with the eager keys."""
+    run = tmp_path / "ddp"
+    proc = run_entry_point("train.py", *tiny_burgers(data_dir), "model=fno", "model.width=6", "model.modes=[4]",
+                           "model.n_layers=1", "model.projection_channels=8", "trainer.max_epochs=1", "logger=csv",
+                           "callbacks.prediction_plot=null", "callbacks.rich_model_summary=null",
+                           "trainer.enable_progress_bar=false", "task.compile=true", "trainer=ddp",
+                           "trainer.accelerator=cpu", "trainer.devices=2", f"hydra.run.dir={run}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "MEMBER: 2/2" in out or "GLOBAL_RANK: 1" in out, out[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 < metrics["test/rel_l2"] < 5 and math.isfinite(metrics["train/loss"])
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    assert state and not any("_orig_mod" in key for key in state)
